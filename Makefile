@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL ?= din
+CONFIG ?= tfx_pipeline/configs/demo.yaml
+PYTEST_ARGS ?=
+
+export TF_USE_LEGACY_KERAS := 1
+export PIP_IGNORE_REQUIRES_PYTHON := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install demo test bench models clean
+
+$(VENV)/.installed: setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Generates the default synthetic data set if missing, runs the whole pipeline, pushes the model and prints a
+# one-line JSON summary (last line).
+demo: install
+	$(PY) -m tfx_pipeline run --config $(CONFIG) --set training.model=$(MODEL) --set name=$(MODEL)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+bench: install
+	$(PY) benchmarks/train_throughput.py
+
+models: install
+	$(PY) -m tfx_pipeline models
+
+clean:
+	rm -rf runs

@@ -1,0 +1,102 @@
+"""What a model sees after Transform: the resolved feature spec.
+
+The feature spec (YAML) says what each raw column is; after Transform has computed vocabularies, every model
+input is described by an :class:`InputField`. Models are built from a :class:`ModelInputs` and never name a
+feature, a vocabulary size or a sequence length themselves.
+
+Tensor conventions of the transformed features a model receives (``features[name]``):
+
+* ``categorical``: int64 ``[B]``; index 0 is reserved (missing value / padding), so real ids and OOV buckets
+    start at 1 and ``vocab_size`` counts index 0 too.
+* ``numeric``: float32 ``[B]``, already normalised by Transform.
+* ``sequence``: int64 ``[B, max_length]``: the most recent ``max_length`` behaviours in time order (oldest
+    first), left-aligned, padded with 0 at the end. The number of valid steps is the int64 ``[B]`` feature named
+    by :attr:`ModelInputs.sequence_length`; step ``j`` is valid iff ``j < length``.
+"""
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+CATEGORICAL = 'categorical'
+NUMERIC = 'numeric'
+SEQUENCE = 'sequence'
+
+# Feature groups: the DIN/DMR grouping of inputs.
+USER = 'user'
+BEHAVIOR = 'behavior'
+ITEM = 'item'
+CONTEXT = 'context'
+GROUPS = (USER, BEHAVIOR, ITEM, CONTEXT)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputField:
+    """One transformed model input.
+
+    Attributes:
+        name: the transformed feature's name (the key in the features dict).
+        kind: ``categorical``, ``numeric`` or ``sequence``.
+        group: ``user``, ``behavior``, ``item`` or ``context``.
+        table: name of the embedding table; features sharing a vocabulary share a table (``item_id`` and
+            ``hist_item_id`` both use table ``item_id``). None for numeric inputs.
+        vocab_size: rows of that table, index 0 included. 0 for numeric inputs.
+        embedding_dim: width of the table's embeddings. 0 for numeric inputs.
+        max_length: number of steps of a sequence, None otherwise.
+        query: for a behaviour sequence, the name of the target feature it is compared with in attention
+            (``hist_category`` → ``category``); None for behaviour side information that has no target counterpart
+            (time-gap bucket, behaviour type) and for non-sequence inputs.
+    """
+    name: str
+    kind: str
+    group: str
+    table: Optional[str] = None
+    vocab_size: int = 0
+    embedding_dim: int = 0
+    max_length: Optional[int] = None
+    query: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInputs:
+    """All transformed model inputs, plus the names of the length feature and the labels."""
+    fields: Tuple[InputField, ...]
+    sequence_length: Optional[str] = None
+    labels: Tuple[str, ...] = ('click',)
+
+    @property
+    def label(self) -> str:
+        """The primary label (the first)."""
+        return self.labels[0]
+
+    def __getitem__(self, name: str) -> InputField:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f'no model input named {name!r}; inputs are {[f.name for f in self.fields]}')
+
+    def of_kind(self, kind: str) -> Tuple[InputField, ...]:
+        return tuple(f for f in self.fields if f.kind == kind)
+
+    def in_group(self, group: str) -> Tuple[InputField, ...]:
+        return tuple(f for f in self.fields if f.group == group)
+
+    @property
+    def tables(self) -> Dict[str, Tuple[int, int]]:
+        """Embedding tables: name → (vocab_size, embedding_dim); each shared table listed once."""
+        tables = {}
+        for field in self.fields:
+            if field.table is None:
+                continue
+            shape = (field.vocab_size, field.embedding_dim)
+            if tables.setdefault(field.table, shape) != shape:
+                raise ValueError(f'table {field.table!r} is given two shapes: {tables[field.table]} and {shape}')
+        return tables
+
+    def to_dict(self) -> dict:
+        return {'fields': [dataclasses.asdict(f) for f in self.fields],
+                        'sequence_length': self.sequence_length, 'labels': list(self.labels)}
+
+    @classmethod
+    def from_dict(cls, config: dict) -> 'ModelInputs':
+        return cls(fields=tuple(InputField(**f) for f in config['fields']),
+                              sequence_length=config.get('sequence_length'), labels=tuple(config.get('labels', ('click',))))

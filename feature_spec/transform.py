@@ -1,0 +1,186 @@
+"""The Transform ``preprocessing_fn`` generated from a feature spec.
+
+Each feature column becomes one transformed tensor (conventions in :mod:`feature_spec.model_inputs`):
+
+* ``vocabulary``: index in a vocabulary of the training data (computed once over every column that shares it,
+  e.g. the target item and the history items), OOV values hashed into ``num_oov_buckets`` extra ids; a second
+  copy of the vocabulary with frequencies (``<name>__frequency``) feeds mini-batch-aware regularisation.
+* ``hash``: ``hash(value) mod buckets``.
+* ``bucketize``: index of the bucket among explicit ``boundaries`` or ``num_buckets`` training quantiles.
+* ``log``: z-score of log(1 + max(x, 0)); ``zscore``: z-score of x.
+* ``time_gap`` (ATRank): gap = reference − t seconds, bucket 0 for gap < 1 s, else ⌊log2 gap⌋ + 1, capped at
+  ``num_buckets`` − 1: the buckets are [0,1), [1,2), [2,4), [4,8), …
+
+Every id is shifted by one so that 0 means missing or padding. Id sequences keep the most recent
+``behavior.max_length`` steps (oldest first), are padded with 0 at the end to a fixed length, and their valid
+length is written to ``behavior.length_feature``. Labels and the weight are cast to float32; keys and ground
+truth never leave Transform.
+
+Raw inputs arrive as parsed from tf.Example (dense, sparse or ragged); a list column read from CSV arrives as one
+space-separated string per row and is split here.
+"""
+
+from typing import Callable, Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from feature_spec import spec as spec_lib
+
+FREQUENCY_SUFFIX = '__frequency'
+_TF_DTYPES = {'int64': tf.int64, 'float32': tf.float32, 'string': tf.string}
+
+
+def build_preprocessing_fn(spec: spec_lib.FeatureSpec) -> Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]:
+    """Returns the preprocessing_fn for ``spec``."""
+
+    def preprocessing_fn(inputs):
+        raw = _RawColumns(spec, inputs)
+        vocabularies = _compute_vocabularies(spec, raw)
+        outputs = {}
+        for column in spec.features:
+            values = raw.get(column.source, column)
+            outputs[column.name] = _transform(column, values, raw, vocabularies)
+        if spec.behavior is not None:
+            sequences = [c for c in spec.features if c.sequence]
+            if sequences:
+                outputs[spec.behavior.length_feature] = raw.sequence_length(sequences[0])
+            for column in sequences:
+                outputs[column.name] = outputs[column.name].to_tensor(
+                    default_value=0, shape=[None, spec.behavior.max_length])
+        for column in spec.of_kind(spec_lib.LABEL, spec_lib.WEIGHT):
+            outputs[column.name] = tf.cast(raw.get(column.source, column), tf.float32)
+        return outputs
+
+    return preprocessing_fn
+
+
+class _RawColumns:
+    """Raw inputs as dense [B] scalars or ragged [B, ≤L] sequences truncated to their most recent L steps."""
+
+    def __init__(self, spec: spec_lib.FeatureSpec, inputs):
+        self.spec = spec
+        self._inputs = inputs
+        self._cache = {}
+
+    def get(self, source: str, column: spec_lib.Column):
+        key = (source, column.sequence)
+        if key not in self._cache:
+            if source not in self._inputs:
+                raise KeyError(f'feature spec {self.spec.path}: column {source!r} is missing from the Transform '
+                               f'inputs (have: {", ".join(sorted(self._inputs))})')
+            x = self._inputs[source]
+            dtype = _TF_DTYPES[column.dtype]
+            if column.sequence:
+                self._cache[key] = _sequence(x, dtype)[:, -self.spec.behavior.max_length:]
+            else:
+                self._cache[key] = _scalar(x, dtype)
+        return self._cache[key]
+
+    def sequence_length(self, column: spec_lib.Column) -> tf.Tensor:
+        return self.get(column.source, column).row_lengths()
+
+    def scalar(self, source: str) -> tf.Tensor:
+        return self.get(source, self.spec[_first_column_named(self.spec, source)])
+
+
+def _first_column_named(spec, source):
+    return next(c.name for c in spec.columns if c.source == source and not c.sequence)
+
+
+def _scalar(x, dtype) -> tf.Tensor:
+    """[B] dense values; a missing value becomes the dtype's default (0, 0.0 or '')."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]))
+    elif isinstance(x, tf.RaggedTensor):
+        x = x.to_tensor(shape=[None, 1])
+    if x.shape.rank == 2:
+        x = tf.squeeze(x, axis=1)
+    return _cast(x, dtype)
+
+
+def _sequence(x, dtype) -> tf.RaggedTensor:
+    """[B, None] ragged values; a CSV list (one space-separated string per row) is split first."""
+    if isinstance(x, tf.SparseTensor):
+        if x.dtype == tf.string and dtype != tf.string:
+            return _sequence(_scalar(x, tf.string), dtype)
+        x = tf.RaggedTensor.from_sparse(x)
+    elif not isinstance(x, tf.RaggedTensor):
+        if x.dtype == tf.string and dtype != tf.string:
+            if x.shape.rank == 2:
+                x = tf.squeeze(x, axis=1)
+            x = tf.strings.split(x)
+        else:
+            x = tf.RaggedTensor.from_tensor(x)
+    return tf.ragged.map_flat_values(_cast, x, dtype)
+
+
+def _cast(x, dtype):
+    if x.dtype == dtype:
+        return x
+    if x.dtype == tf.string:
+        return tf.strings.to_number(x, out_type=dtype)
+    return tf.cast(x, dtype)
+
+
+def _flat(values):
+    return values.flat_values if isinstance(values, tf.RaggedTensor) else values
+
+
+def _compute_vocabularies(spec, raw):
+    """One vocabulary per name over the union of every column that uses it; returns name → deferred file."""
+    members = {}
+    for column in spec.features:
+        if column.vocabulary is not None:
+            members.setdefault(column.vocabulary, []).append(_flat(raw.get(column.source, column)))
+    files = {}
+    for name, tensors in members.items():
+        vocabulary = spec.vocabularies[name]
+        values = tf.concat(tensors, axis=0) if len(tensors) > 1 else tensors[0]
+        options = dict(top_k=vocabulary.top_k, frequency_threshold=vocabulary.min_frequency)
+        files[name] = tft.vocabulary(values, vocab_filename=name, **options)
+        tft.vocabulary(values, vocab_filename=name + FREQUENCY_SUFFIX, store_frequency=True, **options)
+    return files
+
+
+def time_gap_bucket(gap_seconds: tf.Tensor, num_buckets: int) -> tf.Tensor:
+    """ATRank's log2 buckets of a time gap, shifted by one: [0,1) → 1, [1,2) → 2, [2,4) → 3, [4,8) → 4, …
+
+    Exact for integer gaps: the bucket is the number of powers of two 2^0 … 2^(num_buckets−2) that are ≤ gap.
+    """
+    edges = tf.constant([2 ** i for i in range(num_buckets - 1)], tf.int64)
+    gaps = tf.maximum(tf.cast(gap_seconds, tf.int64), 0)
+    return tf.searchsorted(edges, gaps, side='right', out_type=tf.int64) + 1
+
+
+def _transform(column, values, raw, vocabularies):
+    if column.transform.type == 'time_gap':
+        reference = raw.scalar(column.transform['reference'])
+        num_buckets = column.transform['num_buckets']
+        if isinstance(values, tf.RaggedTensor):
+            reference = tf.repeat(reference, values.row_lengths())
+            return values.with_flat_values(time_gap_bucket(reference - values.flat_values, num_buckets))
+        return time_gap_bucket(reference - values, num_buckets)
+    if isinstance(values, tf.RaggedTensor):
+        return values.with_flat_values(_transform_flat(column, values.flat_values, raw.spec, vocabularies))
+    return _transform_flat(column, values, raw.spec, vocabularies)
+
+
+def _transform_flat(column, values, spec, vocabularies):
+    kind = column.transform.type
+    options = column.transform.options
+    if kind == 'vocabulary':
+        oov = spec.vocabularies[column.vocabulary].num_oov_buckets
+        return tft.apply_vocabulary(values, vocabularies[column.vocabulary], num_oov_buckets=oov) + 1
+    if kind == 'hash':
+        return tf.strings.to_hash_bucket_fast(tf.strings.as_string(values), options['buckets']) + 1
+    if kind == 'bucketize':
+        values = tf.cast(values, tf.float32)
+        if options['boundaries'] is not None:
+            return tft.apply_buckets(values, tf.constant([options['boundaries']], tf.float32)) + 1
+        return tft.bucketize(values, options['num_buckets']) + 1
+    if kind == 'log':
+        return tft.scale_to_z_score(tf.math.log1p(tf.maximum(tf.cast(values, tf.float32), 0.0)))
+    if kind == 'zscore':
+        return tft.scale_to_z_score(tf.cast(values, tf.float32))
+    raise ValueError(f'column {column.name!r}: transform {kind!r} has no implementation')

@@ -1,0 +1,81 @@
+"""Command line: ``python -m tfx_pipeline {models,run}``.
+
+    python -m tfx_pipeline models
+    python -m tfx_pipeline run --config tfx_pipeline/configs/demo.yaml --set training.model=deepfm
+
+``run`` checks the config, the model, the feature spec and the data before any component starts, generates the
+synthetic data set if the config asks for one that is not there yet, runs the pipeline, and prints a one-line
+JSON summary as its last line.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from feature_spec import ensure_legacy_keras
+
+ensure_legacy_keras()
+
+from feature_spec.spec import SpecError  # pylint: disable=wrong-import-position
+from tfx_pipeline import config as config_lib  # pylint: disable=wrong-import-position
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m tfx_pipeline', description=__doc__.split('\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+    commands.add_parser('models', help='list the registered model names')
+    run = commands.add_parser('run', help='run the pipeline and print a JSON summary')
+    run.add_argument('--config', help='pipeline config YAML (default: built-in defaults)')
+    run.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                     help='override a config value (repeatable), e.g. --set training.model=deepfm')
+    args = parser.parse_args(argv)
+
+    if args.command == 'models':
+        from rec_models import registry  # pylint: disable=g-import-not-at-top
+        print('\n'.join(registry.names()))
+        return 0
+    try:
+        config = config_lib.load(args.config, args.set)
+        _generate_if_missing(config)
+        from tfx_pipeline import validation  # pylint: disable=g-import-not-at-top
+        spec = validation.validate(config)
+    except (config_lib.ConfigError, SpecError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return _run(config, spec)
+
+
+def _generate_if_missing(config: config_lib.PipelineConfig) -> None:
+    synthetic = config.data.synthetic
+    if not synthetic or os.path.exists(os.path.join(config.data.path, 'metadata.json')):
+        return
+    from tfx_pipeline import data  # pylint: disable=g-import-not-at-top
+    options = dict(synthetic)
+    preset = options.pop('preset', 'default')
+    if preset not in data.PRESETS:
+        raise config_lib.ConfigError(f'config: data.synthetic.preset {preset!r} is not one of {sorted(data.PRESETS)}')
+    try:
+        generator_config = data.GeneratorConfig(**{**data.PRESETS[preset].__dict__, **options}).validate()
+    except (TypeError, ValueError) as e:
+        raise config_lib.ConfigError(f'config: data.synthetic: {e}') from e
+    print(f'[data] generating the {preset!r} synthetic data set into {config.data.path}', flush=True)
+    data.write(data.generate(generator_config), config.data.path)
+
+
+def _run(config: config_lib.PipelineConfig, spec) -> int:
+    from tfx_pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import runners  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import summary  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline.anomalies_gate import DataAnomaliesError  # pylint: disable=g-import-not-at-top
+    try:
+        runners.run(pipeline_lib.create_pipeline(config, spec), config.runner.kind)
+    except DataAnomaliesError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(json.dumps(summary.summarize(config), sort_keys=False), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Pipeline configuration: a YAML file plus ``--set section.key=value`` overrides, validated before any work.
+
+.. code-block:: yaml
+
+    name: demo                                   # outputs under <runs_dir>/<name>/
+    runs_dir: runs
+    feature_spec: feature_spec/specs/synthetic.yaml
+    data:
+      path: data/default                         # <path>/<format>/{train,eval,test}/
+      format: tfrecord                           # or csv
+      synthetic: {preset: default, seed: 7}      # generate the data there if it is missing (optional)
+    training: {model: din, hparams: {}, batch_size: 512, epochs: 4, learning_rate: 0.001,
+               early_stopping_patience: 1, seed: 42}
+    evaluation: {auc_floor: 0.6}
+    runner: {kind: local, beam_args: []}
+
+Every unknown key, wrong type or impossible value raises :class:`ConfigError` naming it.
+"""
+
+import dataclasses
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import yaml
+
+SPLITS = ('train', 'eval', 'test')
+RUNNERS = ('local', 'beam')
+FORMATS = ('tfrecord', 'csv')
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    model: str = 'din'
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    batch_size: int = 512
+    epochs: int = 4
+    learning_rate: float = 0.001
+    early_stopping_patience: int = 1
+    seed: int = 42
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> 'TrainingConfig':
+        return _build(cls, values, 'training')
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {**dataclasses.asdict(self), 'hparams': dict(self.hparams)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    path: str = 'data/default'
+    format: str = 'tfrecord'
+    synthetic: Optional[Mapping[str, Any]] = None
+
+    def split_dir(self, split: str) -> str:
+        return os.path.join(self.path, self.format, split)
+
+    def split_pattern(self, split: str) -> str:
+        return os.path.join(self.split_dir(split), '*')
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    auc_floor: float = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    kind: str = 'local'
+    beam_args: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    name: str = 'demo'
+    runs_dir: str = 'runs'
+    feature_spec: str = 'feature_spec/specs/synthetic.yaml'
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    runner: RunnerConfig = RunnerConfig()
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.abspath(os.path.join(self.runs_dir, self.name))
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.run_dir, 'pipeline')
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.run_dir, 'metadata.sqlite')
+
+    @property
+    def serving_dir(self) -> str:
+        """``runs/<name>/serving/<model>``: Pusher writes ``<version>/`` below it, the TF Serving layout."""
+        return os.path.join(self.run_dir, 'serving', self.training.model)
+
+
+_SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig,
+             'runner': RunnerConfig}
+
+
+def load(path: Optional[str] = None, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Reads ``path`` (or the defaults), applies ``key.sub=value`` overrides, and checks every value."""
+    raw: Dict[str, Any] = {}
+    if path is not None:
+        if not os.path.exists(path):
+            raise ConfigError(f'config file not found: {path}')
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f'{path}: a config is a mapping of sections')
+    for override in overrides:
+        _apply_override(raw, override)
+    return from_dict(raw)
+
+
+def from_dict(raw: Mapping[str, Any]) -> PipelineConfig:
+    values = dict(raw)
+    for section, cls in _SECTIONS.items():
+        values[section] = _build(cls, values.get(section) or {}, section)
+    config = _build(PipelineConfig, values, '')
+    _check_values(config)
+    return config
+
+
+def _apply_override(raw: Dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition('=')
+    if not sep or not key:
+        raise ConfigError(f'override {override!r} is not of the form section.key=value')
+    *parents, leaf = key.split('.')
+    node = raw
+    for parent in parents:
+        node = node.setdefault(parent, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f'override {override!r}: {parent!r} is not a section')
+    node[leaf] = yaml.safe_load(value)
+
+
+def _build(cls, values: Mapping[str, Any], where: str):
+    if not isinstance(values, Mapping):
+        raise ConfigError(f'config {where or "top level"} must be a mapping, got {values!r}')
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f'config: unknown key {_join(where, key)!r}; known keys: {", ".join(fields)}')
+    kwargs = {}
+    for key, value in values.items():
+        default = fields[key].default
+        if dataclasses.is_dataclass(type(value)):
+            kwargs[key] = value
+            continue
+        kwargs[key] = _typed(value, default, _join(where, key))
+    return cls(**kwargs)
+
+
+def _typed(value, default, where):
+    """Checks ``value`` against the type of the field's default."""
+    if isinstance(default, bool) or default is None:
+        return value
+    if isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ConfigError(f'config: {where} must be an integer, got {value!r}')
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f'config: {where} must be a number, got {value!r}')
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f'config: {where} must be a string, got {value!r}')
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'config: {where} must be a list of strings, got {value!r}')
+        return tuple(value)
+    return value
+
+
+def _check_values(config: PipelineConfig) -> None:
+    training = config.training
+    for key in ('batch_size', 'epochs'):
+        if getattr(training, key) <= 0:
+            raise ConfigError(f'config: training.{key} must be positive, got {getattr(training, key)}')
+    if training.early_stopping_patience < 0:
+        raise ConfigError('config: training.early_stopping_patience must be ≥ 0')
+    if not 0 < training.learning_rate < 1:
+        raise ConfigError(f'config: training.learning_rate must be in (0, 1), got {training.learning_rate}')
+    if not isinstance(training.hparams, Mapping):
+        raise ConfigError(f'config: training.hparams must be a mapping, got {training.hparams!r}')
+    if not 0 <= config.evaluation.auc_floor < 1:
+        raise ConfigError(f'config: evaluation.auc_floor must be in [0, 1), got {config.evaluation.auc_floor}')
+    if config.runner.kind not in RUNNERS:
+        raise ConfigError(f'config: runner.kind {config.runner.kind!r} is not one of {", ".join(RUNNERS)}')
+    if config.data.format not in FORMATS:
+        raise ConfigError(f'config: data.format {config.data.format!r} is not one of {", ".join(FORMATS)}')
+    if not config.name or os.sep in config.name:
+        raise ConfigError(f'config: name {config.name!r} must be a plain directory name')
+
+
+def _join(where: str, key: str) -> str:
+    return f'{where}.{key}' if where else key
+

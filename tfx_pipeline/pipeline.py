@@ -1,0 +1,96 @@
+"""The TFX pipeline: ExampleGen → StatisticsGen, SchemaGen, ExampleValidator → Transform → Trainer → Evaluator →
+Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the feature spec.
+
+* ExampleGen: ImportExampleGen for TFRecord data, CsvExampleGen for CSV; the data directory's ``train``,
+  ``eval`` and ``test`` sub-directories are the splits (the synthetic generator splits by time).
+* SchemaGen: the schema is generated from the feature spec (ImportSchemaGen), not inferred from the data, so
+  ExampleValidator checks the data against what the spec declares; an AnomaliesGate stops the run with a report
+  naming each wrong feature before Transform starts.
+* Transform analyses ``train`` and transforms every split with the spec's ``preprocessing_fn``.
+* Trainer trains on ``train``, stops early on ``eval``; the Evaluator scores ``test`` and blesses; the Pusher
+  copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
+"""
+
+import os
+
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+
+from feature_spec import schema as schema_lib
+from feature_spec import spec as spec_lib
+from tfx_pipeline import evaluation
+from tfx_pipeline.anomalies_gate import AnomaliesGate
+from tfx_pipeline.config import SPLITS, PipelineConfig
+
+DEFAULT_BEAM_ARGS = {
+    'local': ['--direct_running_mode=in_memory'],
+    'beam': ['--direct_running_mode=multi_processing', '--direct_num_workers=0'],
+}
+
+
+def write_schema(spec: spec_lib.FeatureSpec, data_format: str, directory: str) -> str:
+    """Writes the spec's raw-data schema as ``directory/schema.pbtxt``; returns the path."""
+    from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+    path = os.path.join(directory, 'schema.pbtxt')
+    io_utils.write_pbtxt_file(path, schema_lib.schema(spec, data_format))
+    return path
+
+
+def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.dsl.Pipeline:
+    """All components, wired; nothing runs until a runner runs the returned pipeline."""
+    data = config.data
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=split, pattern=os.path.join(split, '*')) for split in SPLITS])
+    input_base = os.path.abspath(os.path.join(data.path, data.format))
+    if data.format == schema_lib.CSV:
+        example_gen = tfx.components.CsvExampleGen(input_base=input_base, input_config=input_config)
+    else:
+        example_gen = tfx.components.ImportExampleGen(input_base=input_base, input_config=input_config)
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=write_schema(spec, data.format, os.path.join(config.run_dir, 'schema'))).with_id('SchemaGen')
+    example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs['statistics'],
+                                                        schema=schema_gen.outputs['schema'])
+    gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'])
+
+    spec_path = os.path.abspath(spec.path)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
+        preprocessing_fn='tfx_pipeline.preprocessing.preprocessing_fn',
+        custom_config={'feature_spec': spec_path},
+        splits_config=tfx.proto.SplitsConfig(analyze=['train'], transform=list(SPLITS)),
+        disable_statistics=True)
+    transform.add_upstream_node(gate)
+
+    custom_config = {'feature_spec': spec_path, 'data_format': data.format, 'training': config.training.to_dict()}
+    if data.format == schema_lib.TFRECORD:
+        custom_config['sample_examples'] = os.path.abspath(data.split_pattern('test'))
+    trainer = tfx.components.Trainer(
+        run_fn='tfx_pipeline.trainer.run_fn',
+        examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],
+        train_args=tfx.proto.TrainArgs(splits=['train']), eval_args=tfx.proto.EvalArgs(splits=['eval']),
+        custom_config=custom_config)
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id('latest_blessed_model_resolver')
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
+        baseline_model=baseline.outputs['model'], example_splits=['test'],
+        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+
+    components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
+                  baseline, evaluator, pusher]
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components,
+        enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        beam_pipeline_args=DEFAULT_BEAM_ARGS[config.runner.kind] + list(config.runner.beam_args))

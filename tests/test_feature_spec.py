@@ -1,0 +1,79 @@
+"""Spec parsing: the shipped spec loads, and every kind of mistake is rejected with the field named."""
+
+import copy
+
+import pytest
+import yaml
+
+from feature_spec import spec as spec_lib
+
+SPEC_PATH = 'feature_spec/specs/synthetic.yaml'
+
+
+@pytest.fixture(name='raw_spec')
+def fixture_raw_spec():
+    with open(SPEC_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def test_shipped_spec_loads_with_shared_vocabularies():
+    spec = spec_lib.load(SPEC_PATH)
+    assert spec['hist_item_id'].vocabulary == spec['item_id'].vocabulary == 'item_id'
+    assert spec.embedding_dim(spec['hist_item_id']) == spec.embedding_dim(spec['item_id'])
+    assert spec.labels[0] == 'click'
+    serving = spec.serving_columns
+    for never_served in ('click', 'position', 'bid', 'true_ctr', 'impression_id'):
+        assert never_served not in serving
+    assert 'request_time' in serving  # the reference of the time gaps is needed at serving time
+    assert 'hist_time' in serving
+
+
+@pytest.mark.parametrize('mutate, message', [
+    (lambda s: s['columns']['price'].update(kind='money'), "columns.price.kind: unknown kind 'money'"),
+    (lambda s: s['columns']['price'].update(transform={'type': 'sqrt'}), "columns.price.transform.type: unknown transform 'sqrt'"),
+    (lambda s: s['columns']['price'].update(transform={'type': 'vocabulary'}), "'vocabulary' does not apply to a numeric column"),
+    (lambda s: s['columns']['city'].update(transform={'type': 'hash'}), 'columns.city.transform.buckets is required'),
+    (lambda s: s['columns']['city'].update(colour='red'), "columns.city: unknown option 'colour'"),
+    (lambda s: s['columns']['hist_category']['transform'].update(vocabulary='genre'), "no vocabulary named 'genre'"),
+    (lambda s: s['columns']['hist_time_gap']['transform'].update(reference='sent_at'), "reference: 'sent_at' is not a scalar timestamp"),
+    (lambda s: s['columns']['price_bucket']['transform'].update(boundaries=[3, 1]), 'exactly one of'),
+    (lambda s: s['columns']['day_part']['transform'].update(boundaries=[6, 6, 18]), 'strictly increasing'),
+    (lambda s: s['columns']['user_id'].update(group='household'), "columns.user_id.group: 'household'"),
+    (lambda s: s['columns']['click'].update(kind='weight'), "at most one column of kind 'weight'"),
+    (lambda s: [s['columns'][c].update(kind='ground_truth') for c in ('click', 'cart', 'purchase')],
+     'no column of kind "label"'),
+    (lambda s: s.update(gauc_group='session_id'), "gauc_group: 'session_id'"),
+    (lambda s: s['behavior'].update(max_length=0), 'behavior.max_length must be a positive integer'),
+    (lambda s: s['columns']['item_id']['transform'].update(top_k=10), "belong to the shared vocabulary 'item_id'"),
+])
+def test_bad_spec_is_rejected_naming_the_field(raw_spec, mutate, message):
+    bad = copy.deepcopy(raw_spec)
+    mutate(bad)
+    with pytest.raises(spec_lib.SpecError, match=None) as error:
+        spec_lib.parse(bad, 'bad.yaml')
+    assert message in str(error.value)
+    assert str(error.value).startswith('bad.yaml: ')
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(spec_lib.SpecError, match='not found'):
+        spec_lib.load(str(tmp_path / 'absent.yaml'))
+    broken = tmp_path / 'broken.yaml'
+    broken.write_text('columns: [unclosed')
+    with pytest.raises(spec_lib.SpecError, match='not valid YAML'):
+        spec_lib.load(str(broken))
+
+
+def test_check_columns_names_missing_and_mistyped_columns():
+    spec = spec_lib.load(SPEC_PATH)
+    columns = {name: spec_lib.DEFAULT_DTYPE[next(c.kind for c in spec.columns if c.source == name or
+                                                   (c.transform and c.transform.options.get('reference') == name))]
+               for name in spec.raw_columns}
+    spec_lib.check_columns(spec, columns, 'data.tfrecord')  # all present: no error
+    without_label = {k: v for k, v in columns.items() if k != 'click'}
+    with pytest.raises(spec_lib.SpecError, match="column 'click' is missing from the data in data.tfrecord"):
+        spec_lib.check_columns(spec, without_label, 'data.tfrecord')
+    with pytest.raises(spec_lib.SpecError, match="columns.price: column 'price' in f.csv holds string values"):
+        spec_lib.check_columns(spec, {**columns, 'price': 'string'}, 'f.csv')
+    # CSV lists are strings, and integers are valid numbers.
+    spec_lib.check_columns(spec, {**columns, 'hist_item_id': 'string', 'price': 'int64'}, 'f.csv')

@@ -9,6 +9,7 @@ JSON summary as its last line.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -56,12 +57,11 @@ def _generate_if_missing(config: config_lib.PipelineConfig) -> None:
     if preset not in data.PRESETS:
         raise config_lib.ConfigError(f'config: data.synthetic.preset {preset!r} is not one of {sorted(data.PRESETS)}')
     try:
-        generator_config = data.GeneratorConfig(**{**data.PRESETS[preset].__dict__, **options}).validate()
+        generator_config = dataclasses.replace(data.PRESETS[preset], **options).validate()
     except (TypeError, ValueError) as e:
         raise config_lib.ConfigError(f'config: data.synthetic: {e}') from e
     print(f'[data] generating the {preset!r} synthetic data set into {config.data.path}', flush=True)
-    data.write(data.generate(generator_config), config.data.path)
-
+    data.generate_and_write(generator_config, config.data.path, formats=(config.data.format,))
 
 def _run(config: config_lib.PipelineConfig, spec) -> int:
     from tfx_pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top

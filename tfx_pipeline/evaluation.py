@@ -93,10 +93,13 @@ def eval_config(spec: spec_lib.FeatureSpec, auc_floor: float) -> tfma.EvalConfig
     metrics = [
         tfma.MetricConfig(class_name='ExampleCount'),
         tfma.MetricConfig(class_name='AUC', config=json.dumps({'name': AUC_NAME, 'num_thresholds': 10000}),
-                          threshold=tfma.MetricThreshold(
-                              value_threshold=tfma.GenericValueThreshold(lower_bound={'value': auc_floor}),
-                              change_threshold=tfma.GenericChangeThreshold(
-                                  direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -1e-10}))),
+                          per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                              slicing_specs=[tfma.SlicingSpec()],  # the blessing judges the overall slice only
+                              threshold=tfma.MetricThreshold(
+                                  value_threshold=tfma.GenericValueThreshold(lower_bound={'value': auc_floor}),
+                                  change_threshold=tfma.GenericChangeThreshold(
+                                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                      absolute={'value': -1e-10})))]),
         tfma.MetricConfig(class_name='BinaryCrossentropy', config=json.dumps({'name': LOGLOSS_NAME})),
         tfma.MetricConfig(class_name='Calibration'),
         tfma.MetricConfig(class_name='MeanPrediction'),

@@ -32,6 +32,7 @@ def run_transform(spec: spec_lib.FeatureSpec, split_patterns: Dict[str, str], ou
     if data_format != schema_lib.TFRECORD:
         raise ValueError('run_transform reads TFRecord; CSV goes through the pipeline\'s CsvExampleGen')
     raw_schema = schema_lib.schema(spec, data_format)
+    os.makedirs(output_dir, exist_ok=True)
     outputs = {}
     with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(['--runner=DirectRunner'])) as pipeline:
         with tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=output_dir)):

@@ -13,7 +13,7 @@ The exported SavedModel's contract (what TF Serving and TFMA call):
 
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -59,7 +59,8 @@ def build_model(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, c
 
 
 def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_files: List[str],
-          eval_files: List[str], config: TrainingConfig, log_dir: Optional[str] = None):
+          eval_files: List[str], config: TrainingConfig, log_dir: Optional[str] = None,
+          callbacks: Sequence[tf.keras.callbacks.Callback] = ()):
     """Trains ``config.model``; returns the model (best epoch's weights by eval AUC) and the Keras history."""
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(spec, tft_output, config)
@@ -68,7 +69,7 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     eval_data = input_fn(eval_files, tft_output, labels, config.batch_size)
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor='val_auc', mode='max', restore_best_weights=True,
                                                   patience=config.early_stopping_patience),
-                 _EpochLogger()]
+                 _EpochLogger(), *callbacks]
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
     history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,

@@ -92,6 +92,11 @@ class ModelInputs:
                 raise ValueError(f'table {field.table!r} is given two shapes: {tables[field.table]} and {shape}')
         return tables
 
+    def with_embedding_dim(self, embedding_dim: int) -> 'ModelInputs':
+        """The same inputs with every embedding table of one width (FM-family models need a single k)."""
+        return dataclasses.replace(self, fields=tuple(
+            f if f.table is None else dataclasses.replace(f, embedding_dim=embedding_dim) for f in self.fields))
+
     def to_dict(self) -> dict:
         return {'fields': [dataclasses.asdict(f) for f in self.fields],
                         'sequence_length': self.sequence_length, 'labels': list(self.labels)}

@@ -1,0 +1,93 @@
+"""Deep Interest Network (Zhou et al., KDD 2018; seeds ``003``/``004``).
+
+Embedding&MLP with a candidate-dependent user interest (§4.3):
+
+    v_U(A) = Σ_j a(e_j, v_A) · e_j                  (local activation unit, no softmax)
+    p = sigmoid(MLP_Dice([user profile, v_U(A), candidate A, context]))
+
+* v_A, the query: the concatenated embeddings of the candidate's fields that the behaviour sequences name as
+  their ``query`` (``item_id``, ``category``, ``brand``), in sequence-field order.
+* e_j, the keys: the concatenated embeddings of step j of those sequences (same order, same tables).
+* s_j, side information: the concatenated embeddings of step j of the sequences with no query (time-gap
+  bucket, behaviour type); an input of the activation unit only, not pooled.
+
+Training uses the mini-batch-aware L2 on the embeddings (§5.1) and Dice (§5.2) in both MLPs. With
+``pooling='sum'`` the activation unit is replaced by masked sum pooling, v_U = Σ_j [e_j, s_j]: the
+Embedding&MLP base model of §4.2, registered as ``din_sum`` to measure what the activation unit adds. It pools
+the side information too, so that it sees everything DIN sees and differs only in how behaviours are weighted.
+"""
+
+import tensorflow as tf
+
+from feature_spec.model_inputs import BEHAVIOR, GROUPS, NUMERIC, SEQUENCE, ModelInputs
+from rec_models.base import RankingModel, click_outputs
+from rec_models.layers import MLP, AttentionPooling, FieldEmbedding, MaskedSumPooling
+from rec_models.registry import register
+
+POOLINGS = ('attention', 'sum')
+
+
+@register('din_sum', pooling='sum')
+@register('din')
+class DIN(RankingModel):
+    """DIN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}``;
+    ``attention_weights`` (``[B, L]``, 0 at padded steps) only with ``pooling='attention'``.
+
+    Args:
+        inputs: the model inputs; needs sequences with a ``query`` and a ``sequence_length``.
+        frequencies: training-data id counts per table, for the mini-batch-aware L2.
+        hidden_units: widths of the main MLP's hidden layers.
+        attention_units: widths of the activation unit's hidden layers.
+        activation: activation of both MLPs (``'dice'``, ``'prelu'`` or ``'relu'``).
+        dropout: dropout rate after each hidden layer of the main MLP.
+        l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
+        pooling: ``'attention'`` (DIN) or ``'sum'`` (the base model's sum pooling).
+    """
+
+    def __init__(self, inputs: ModelInputs, frequencies=None, hidden_units=(200, 80), attention_units=(80, 40),
+                 activation='dice', dropout=0.0, l2=0.0, pooling='attention', **kwargs):
+        super().__init__(inputs, frequencies=frequencies, **kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f'unknown pooling {pooling!r}; expected one of {POOLINGS}')
+        self.hparams = {'hidden_units': tuple(hidden_units), 'attention_units': tuple(attention_units),
+                        'activation': activation, 'dropout': dropout, 'l2': l2, 'pooling': pooling}
+        sequences = inputs.of_kind(SEQUENCE)
+        self.keyed = tuple(f for f in sequences if f.query is not None)
+        self.side = tuple(f for f in sequences if f.query is None)
+        if not self.keyed or inputs.sequence_length is None:
+            raise ValueError('DIN needs behaviour sequences with a query and a sequence_length feature')
+        if len({f.max_length for f in sequences}) != 1:
+            raise ValueError('DIN needs behaviour sequences of one max_length (they share one length feature)')
+        for field in self.keyed:
+            if inputs[field.query].embedding_dim != field.embedding_dim:
+                raise ValueError(f'{field.name!r} and its query {field.query!r} differ in embedding width')
+        self.embedding = FieldEmbedding(inputs, l2=l2, frequencies=frequencies, name='embedding')
+        if pooling == 'attention':
+            self.pooling = AttentionPooling(attention_units, activation=activation, name='attention')
+        else:
+            self.pooling = MaskedSumPooling(name='sum_pooling')
+        self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
+
+    def call(self, features, training=False):
+        embeddings = self.embedding(features, training=training)
+        mask = self.sequence_mask(features, self.keyed[0])
+        keys = tf.concat([embeddings[f.name] for f in self.keyed], axis=-1)
+        extra = {}
+        if self.hparams['pooling'] == 'attention':
+            attention_inputs = {'keys': keys, 'query': tf.concat([embeddings[f.query] for f in self.keyed], -1)}
+            if self.side:
+                attention_inputs['side'] = tf.concat([embeddings[f.name] for f in self.side], axis=-1)
+            interest, extra['attention_weights'] = self.pooling(attention_inputs, mask=mask, training=training)
+        else:
+            interest = self.pooling(tf.concat([keys] + [embeddings[f.name] for f in self.side], axis=-1), mask=mask)
+        parts = []
+        for group in GROUPS:
+            for field in self.model_inputs.in_group(group):
+                if field.kind == NUMERIC:
+                    parts.append(tf.cast(features[field.name], tf.float32)[:, tf.newaxis])
+                elif field.kind != SEQUENCE:
+                    parts.append(embeddings[field.name])
+            if group == BEHAVIOR:
+                parts.append(interest)
+        logits = tf.squeeze(self.mlp(tf.concat(parts, axis=-1), training=training), axis=-1)
+        return click_outputs(logits, **extra)

@@ -1,0 +1,110 @@
+"""DIN's local activation unit and the attention pooling it drives (DIN paper §4.3, seeds ``003``/``004``).
+
+The user's interest in candidate A is a weighted sum of the behaviour embeddings e_1 … e_H:
+
+    v_U(A) = f(v_A, e_1, …, e_H) = Σ_j a(e_j, v_A) · e_j = Σ_j w_j · e_j
+
+where the activation unit a(·) is a small feed-forward network whose input is the behaviour, the candidate,
+their difference and their element-wise product (the explicit relevance signal), plus — our documented
+extension — behaviour side information s_j that has no candidate counterpart (time-gap bucket and behaviour
+type embeddings), which lets the weight depend on recency and on the kind of behaviour:
+
+    a(e_j, v_A) = MLP([e_j, v_A, e_j − v_A, e_j ⊙ v_A, s_j]) → a scalar, linear output unit.
+
+The weights are not normalised by a softmax: the paper keeps Σ_j w_j free so that v_U(A)'s norm carries the
+intensity of the user's interest in A. Padded steps get weight 0.
+
+The first layer, [e, v, e − v, e ⊙ v, s] · W with W = [W1; W2; W3; W4; W5] (one ``(4d + d_s) × H`` kernel, the
+paper's parameterisation), is evaluated in the algebraically equal split form
+
+    e · (W1 + W3) + (e ⊙ v) · W4 + s · W5  +  v · (W2 − W3)
+
+whose last term depends on the candidate only and is computed once per example instead of once per behaviour;
+per behaviour this is a (2d + d_s)-wide product instead of a (4d + d_s)-wide one.
+"""
+
+import tensorflow as tf
+
+from rec_models.layers.mlp import MLP, apply_activation, make_activation
+
+
+class ActivationUnit(tf.keras.layers.Layer):
+    """w_j = a(e_j, v_A): ``{'keys': [B, L, d], 'query': [B, d], 'side': [B, L, d_s] (optional)}`` → ``[B, L]``.
+
+    ``call(inputs, mask, training=None)``; ``mask`` ``[B, L]`` marks valid steps: their weights are the unit's
+    output, padded steps get 0, and Dice's batch statistics see valid steps only.
+
+    Args:
+        hidden_units: widths of the hidden layers (the first is the split layer of kernel ``W``).
+        activation: ``'dice'`` (the paper's), ``'prelu'`` or ``'relu'``.
+    """
+
+    def __init__(self, hidden_units=(80, 40), activation='dice', **kwargs):
+        super().__init__(**kwargs)
+        if not hidden_units:
+            raise ValueError('the activation unit needs at least one hidden layer')
+        self.hidden_units = tuple(hidden_units)
+        self.activation = activation
+        self.tower = MLP(self.hidden_units[1:], activation=activation, output_units=1)
+
+    def build(self, input_shape):
+        key_dim = int(input_shape['keys'][-1])
+        if int(input_shape['query'][-1]) != key_dim:
+            raise ValueError(f"keys ({key_dim}) and query ({input_shape['query'][-1]}) differ in width")
+        side_dim = int(input_shape['side'][-1]) if 'side' in input_shape else 0
+        self.kernel = self.add_weight(name='kernel', shape=(4 * key_dim + side_dim, self.hidden_units[0]),
+                                      initializer='glorot_uniform')
+        self.bias = self.add_weight(name='bias', shape=(self.hidden_units[0],), initializer='zeros')
+        self.first_activation = make_activation(self.activation, rank=3)
+        super().build(input_shape)
+
+    def first_layer(self, inputs):
+        """The first layer's pre-activation [e, v, e − v, e ⊙ v, s] · W + b, in the split form: ``[B, L, H]``."""
+        keys, query = inputs['keys'], inputs['query']
+        d = keys.shape[-1]
+        w1, w2, w3, w4, w5 = (self.kernel[:d], self.kernel[d:2 * d], self.kernel[2 * d:3 * d],
+                              self.kernel[3 * d:4 * d], self.kernel[4 * d:])
+        per_example = tf.matmul(query, w2 - w3) + self.bias                          # v·(W2 − W3) + b: [B, H]
+        per_step = [keys, keys * query[:, tf.newaxis, :]]                           # e, e ⊙ v
+        step_kernel = [w1 + w3, w4]
+        if 'side' in inputs:
+            per_step.append(inputs['side'])
+            step_kernel.append(w5)
+        hidden = _dense_3d(tf.concat(per_step, axis=-1), tf.concat(step_kernel, axis=0))
+        return hidden + per_example[:, tf.newaxis, :]
+
+    def call(self, inputs, mask, training=None):
+        hidden = apply_activation(self.first_activation, self.first_layer(inputs), training=training, mask=mask)
+        scores = tf.squeeze(self.tower(hidden, training=training, mask=mask), axis=-1)
+        return scores * tf.cast(mask, scores.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), 'hidden_units': self.hidden_units, 'activation': self.activation}
+
+
+def _dense_3d(x, kernel):
+    """``[B, L, n] · [n, H] → [B, L, H]`` as one 2-D matrix product."""
+    shape = tf.shape(x)
+    out = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel)
+    return tf.reshape(out, tf.concat([shape[:-1], [kernel.shape[-1]]], axis=0))
+
+
+class AttentionPooling(tf.keras.layers.Layer):
+    """v_U(A) = Σ_j a(e_j, v_A) · e_j over valid steps, no softmax.
+
+    ``call(inputs, mask, training=None) → (pooled [B, d], weights [B, L])`` with ``inputs`` as for
+    :class:`ActivationUnit`; the weights are returned for inspection.
+    """
+
+    def __init__(self, hidden_units=(80, 40), activation='dice', **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = tuple(hidden_units)
+        self.activation = activation
+        self.unit = ActivationUnit(hidden_units, activation)
+
+    def call(self, inputs, mask, training=None):
+        weights = self.unit(inputs, mask=mask, training=training)
+        return tf.einsum('bl,bld->bd', weights, inputs['keys']), weights
+
+    def get_config(self):
+        return {**super().get_config(), 'hidden_units': self.hidden_units, 'activation': self.activation}

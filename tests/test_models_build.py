@@ -1,0 +1,163 @@
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from feature_spec.model_inputs import InputField, ModelInputs  # noqa: E402
+from rec_models import registry  # noqa: E402
+from rec_models.base import serving_signature  # noqa: E402
+
+B, L, D = 32, 5, 4
+SMALL = {'hidden_units': (16, 8)}
+
+
+def _categorical(name, group, vocab, table=None):
+    return InputField(name, 'categorical', group, table=table or name, vocab_size=vocab, embedding_dim=D)
+
+
+def _sequence(name, table, vocab, query):
+    return InputField(name, 'sequence', 'behavior', table=table, vocab_size=vocab, embedding_dim=D, max_length=L,
+                      query=query)
+
+
+INPUTS = ModelInputs(fields=(
+    _categorical('user_id', 'user', 40), _categorical('gender', 'user', 3),
+    InputField('purchase_power', 'numeric', 'user'),
+    _categorical('item_id', 'item', 30), _categorical('category', 'item', 6),
+    InputField('price', 'numeric', 'item'),
+    _categorical('hour', 'context', 25),
+    _sequence('hist_item_id', 'item_id', 30, 'item_id'), _sequence('hist_category', 'category', 6, 'category'),
+    _sequence('hist_time_gap', 'hist_time_gap', 8, None),
+), sequence_length='hist_length')
+
+
+def _features(seed=0, n=B):
+    rng = np.random.default_rng(seed)
+    length = rng.integers(0, L + 1, n)
+    features = {'hist_length': length.astype(np.int64), 'click': rng.integers(0, 2, n),
+                'request_id': np.arange(n).astype(np.int64)}
+    for field in INPUTS.fields:
+        if field.kind == 'numeric':
+            features[field.name] = rng.normal(size=n).astype(np.float32)
+        elif field.kind == 'categorical':
+            features[field.name] = rng.integers(1, field.vocab_size, n).astype(np.int64)
+        else:
+            ids = rng.integers(1, field.vocab_size, (n, L)).astype(np.int64)
+            ids[np.arange(L)[None] >= length[:, None]] = 0
+            features[field.name] = ids
+    return features
+
+
+def _with_noisy_padding(features, seed=1):
+    rng = np.random.default_rng(seed)
+    noisy = dict(features)
+    padded = np.arange(L)[None] >= features['hist_length'][:, None]
+    for field in INPUTS.of_kind('sequence'):
+        noisy[field.name] = np.where(padded, rng.integers(1, field.vocab_size, (len(padded), L)), features[field.name])
+    return noisy
+
+
+@pytest.mark.parametrize('name', ['deepfm', 'din', 'din_sum'])
+def test_outputs_and_gradients(name):
+    model = registry.build(name, INPUTS, SMALL)
+    features = _features()
+    with tf.GradientTape() as tape:
+        outputs = model(features, training=True)
+        loss = model.total_loss({'click': features['click']}, outputs, features)
+    for key in ('logits', 'probabilities'):
+        assert outputs[key].shape == (B,) and outputs[key].dtype == tf.float32
+    np.testing.assert_allclose(outputs['probabilities'], tf.sigmoid(outputs['logits']), rtol=1e-6)
+    assert model.losses == []
+    tables = model.embedding.tables
+    gradients = tape.gradient(loss, list(tables.values()))
+    for table, gradient in zip(tables, gradients):
+        assert gradient is not None, table
+        assert float(tf.reduce_sum(tf.abs(tf.convert_to_tensor(gradient)))) > 0, table
+
+
+@pytest.mark.parametrize('name', ['deepfm', 'din', 'din_sum'])
+def test_fit_decreases_the_loss_on_a_learnable_rule(name):
+    tf.keras.utils.set_random_seed(0)
+    features = _features(n=256)
+    # Clicked iff the candidate's category appears in the history (or, for the history-free DeepFM, by item).
+    in_history = (features['hist_category'] == features['category'][:, None]).any(axis=1)
+    labels = (features['item_id'] % 2 == 0) if name == 'deepfm' else in_history
+    model = registry.build(name, INPUTS, {**SMALL, 'l2': 1e-4})
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
+    before = model.evaluate(features, labels.astype(np.float32), batch_size=64, verbose=0, return_dict=True)
+    history = model.fit(features, {'click': labels.astype(np.float32)}, batch_size=64, epochs=8, verbose=0)
+    after = model.evaluate(features, labels.astype(np.float32), batch_size=64, verbose=0, return_dict=True)
+    assert set(history.history) == {'loss', 'auc'}
+    assert after['loss'] < before['loss'] - 0.05, (before, after)
+    assert after['auc'] > 0.75, after
+
+
+@pytest.mark.parametrize('name, hparams', [('din', {}), ('din_sum', {}), ('deepfm', {'use_behavior': True})])
+def test_padded_history_steps_do_not_change_the_outputs(name, hparams):
+    model = registry.build(name, INPUTS, {**SMALL, **hparams})
+    features = _features()
+    noisy = _with_noisy_padding(features)
+    assert any(not np.array_equal(noisy[k], features[k]) for k in noisy)
+    for training in (True, False):
+        clean = model(features, training=training)
+        other = model(noisy, training=training)
+        np.testing.assert_allclose(other['logits'], clean['logits'], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['deepfm', 'din'])
+def test_mini_batch_aware_l2_enters_the_training_loss_only(name):
+    model = registry.build(name, INPUTS, {**SMALL, 'l2': 0.1})
+    features = _features()
+    labels = {'click': features['click']}
+    outputs = model(features, training=True)
+    penalty = float(tf.add_n(model.losses))
+    assert penalty > 0
+    assert float(model.total_loss(labels, outputs, features)) == pytest.approx(
+        float(model.compute_loss(labels, outputs, features)) + penalty, rel=1e-5)
+    model(features, training=False)
+    assert model.losses == []
+
+
+def test_compile_rejects_a_loss_the_model_owns():
+    with pytest.raises(ValueError, match='loss'):
+        registry.build('din', INPUTS, SMALL).compile(optimizer='adam', loss='binary_crossentropy')
+
+
+def test_registry_names_and_rejections():
+    assert registry.names() == ['deepfm', 'din', 'din_sum']
+    assert registry.validate('din_sum')['pooling'] == 'sum'
+    with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):
+        registry.build('dien_v9', INPUTS)
+    with pytest.raises(ValueError, match='hiden_units'):
+        registry.build('din', INPUTS, {'hiden_units': (8,)})
+    with pytest.raises(ValueError, match='frequencies'):
+        registry.validate('deepfm', {'frequencies': None})
+
+
+def test_frequencies_flow_to_the_embedding_and_config_round_trips():
+    counts = np.arange(30, dtype=np.float32)
+    model = registry.build('din', INPUTS, SMALL, frequencies={'item_id': counts})
+    model(_features())
+    np.testing.assert_array_equal(model.embedding.frequencies['item_id'].numpy(), np.maximum(counts, 1.0))
+    clone = type(model).from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone(_features())['logits'].shape == (B,)
+
+
+def test_saved_model_reproduces_predictions(tmp_path):
+    model = registry.build('din', INPUTS, SMALL)
+    features = _features()
+    model.compile(optimizer='adam')
+    model.fit(features, features['click'].astype(np.float32), batch_size=16, epochs=1, verbose=0)
+    serve = tf.function(lambda batch: model(batch, training=False), input_signature=[serving_signature(INPUTS)],
+                        autograph=False)
+    tf.saved_model.save(model, str(tmp_path), signatures={'serving_default': serve})
+    loaded = tf.saved_model.load(str(tmp_path))
+    inputs = {name: tf.constant(features[name]) for name in serving_signature(INPUTS)}
+    served = loaded.signatures['serving_default'](**inputs)
+    expected = model(features, training=False)
+    np.testing.assert_allclose(served['probabilities'], expected['probabilities'], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served['attention_weights'], expected['attention_weights'], rtol=1e-5, atol=1e-6)

@@ -23,9 +23,10 @@ from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from rec_models import metrics
 from tfx_pipeline import data
+from tfx_pipeline import summary
 from tfx_pipeline import trainer
 from tfx_pipeline.config import SPLITS, TrainingConfig
-from tfx_pipeline.local_transform import TRANSFORM_OUTPUT, run_transform
+from tfx_pipeline.local_transform import TRANSFORM_OUTPUT, TRANSFORMED, run_transform
 
 DEFAULT_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             'feature_spec', 'specs', 'synthetic.yaml')
@@ -43,12 +44,21 @@ class Prepared:
 
 
 def prepare(generator_config: data.GeneratorConfig, workdir: str, spec_path: str = DEFAULT_SPEC) -> Prepared:
-    """Generates, writes (TFRecord) and transforms a data set under ``workdir``."""
+    """Generates, writes (TFRecord) and transforms a data set under ``workdir``.
+
+    A workdir that already holds this very data set (same generator config), transformed, is reused as it is.
+    """
     spec = spec_lib.load(spec_path)
     data_dir = os.path.join(workdir, 'data')
-    metadata = data.generate_and_write(generator_config, data_dir, formats=(schema_lib.TFRECORD,), num_shards=1)
     raw = {split: os.path.join(data_dir, schema_lib.TFRECORD, split, '*') for split in SPLITS}
-    transformed = run_transform(spec, raw, os.path.join(workdir, 'transform'))
+    transform_dir = os.path.join(workdir, 'transform')
+    metadata = summary.data_metadata(data_dir)
+    transformed = {split: os.path.join(transform_dir, TRANSFORMED, split, 'part*') for split in SPLITS}
+    if metadata.get('config') != dataclasses.asdict(generator_config) or \
+            not os.path.exists(os.path.join(transform_dir, TRANSFORM_OUTPUT)):
+        metadata = data.generate_and_write(generator_config, data_dir, formats=(schema_lib.TFRECORD,),
+                                           num_shards=1)
+        transformed = run_transform(spec, raw, transform_dir)
     tft_output = tft.TFTransformOutput(os.path.join(workdir, 'transform', TRANSFORM_OUTPUT))
     return Prepared(spec, tft_output, transformed, raw, metadata, _test_columns(spec, raw['test']))
 

@@ -8,3 +8,7 @@ Importing this package does not import TensorFlow. Submodules:
 * :mod:`rec_models.layers`: the shared layers.
 * :mod:`rec_models.metrics`: AUC / GAUC in NumPy.
 """
+
+from feature_spec import ensure_legacy_keras
+
+ensure_legacy_keras()

@@ -38,7 +38,7 @@ def test_shipped_spec_loads_with_shared_vocabularies():
     (lambda s: s['columns']['hist_time_gap']['transform'].update(reference='sent_at'), "reference: 'sent_at' is not a scalar timestamp"),
     (lambda s: s['columns']['price_bucket']['transform'].update(boundaries=[3, 1]), 'exactly one of'),
     (lambda s: s['columns']['day_part']['transform'].update(boundaries=[6, 6, 18]), 'strictly increasing'),
-    (lambda s: s['columns']['user_id'].update(group='household'), "columns.user_id.group: 'household'"),
+    (lambda s: s['columns']['gender'].update(group='household'), "columns.gender.group: 'household'"),
     (lambda s: s['columns']['click'].update(kind='weight'), "at most one column of kind 'weight'"),
     (lambda s: [s['columns'][c].update(kind='ground_truth') for c in ('click', 'cart', 'purchase')],
      'no column of kind "label"'),

@@ -41,6 +41,7 @@ class TrainingConfig:
     learning_rate: float = 0.001
     early_stopping_patience: int = 1
     seed: int = 42
+    shuffle_buffer: int = 200_000
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'TrainingConfig':
@@ -181,7 +182,7 @@ def _typed(value, default, where):
 
 def _check_values(config: PipelineConfig) -> None:
     training = config.training
-    for key in ('batch_size', 'epochs'):
+    for key in ('batch_size', 'epochs', 'shuffle_buffer'):
         if getattr(training, key) <= 0:
             raise ConfigError(f'config: training.{key} must be positive, got {getattr(training, key)}')
     if training.early_stopping_patience < 0:

@@ -35,15 +35,19 @@ SAMPLE_PREDICTIONS = 'sample_predictions.json'
 
 
 def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels, batch_size: int,
-             shuffle: bool = False, seed: Optional[int] = None) -> tf.data.Dataset:
-    """Batches of ``(transformed features, {label: [B] float32})`` from Transform's gzipped tf.Examples."""
+             shuffle_buffer: int = 0, seed: Optional[int] = None) -> tf.data.Dataset:
+    """Batches of ``(transformed features, {label: [B] float32})`` from Transform's gzipped tf.Examples.
+
+    Logs are written in time order, so training shuffles records through a buffer of ``shuffle_buffer`` records
+    (serialized, before parsing); a buffer much smaller than the data leaves each batch from a narrow time window.
+    """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f'no transformed examples match {file_patterns}')
     feature_spec = tft_output.transformed_feature_spec()
     dataset = tf.data.TFRecordDataset(files, compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE)
-    if shuffle:
-        dataset = dataset.shuffle(50 * batch_size, seed=seed, reshuffle_each_iteration=True)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(lambda x: tf.io.parse_example(x, feature_spec),
                                             num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(lambda features: (features, {name: features.pop(name) for name in labels})
@@ -65,7 +69,7 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(spec, tft_output, config)
     labels = spec.labels
-    train_data = input_fn(train_files, tft_output, labels, config.batch_size, shuffle=True, seed=config.seed)
+    train_data = input_fn(train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed)
     eval_data = input_fn(eval_files, tft_output, labels, config.batch_size)
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor='val_auc', mode='max', restore_best_weights=True,
                                                   patience=config.early_stopping_patience),

@@ -30,6 +30,7 @@ def main(argv=None):
     parser.add_argument('--batch_size', type=int, default=TrainingConfig.batch_size)
     parser.add_argument('--learning_rate', type=float, default=0.002)
     parser.add_argument('--hparams', default='{}', help='JSON of model hyper-parameters')
+    parser.add_argument('--feature_spec', default=experiment.DEFAULT_SPEC)
     parser.add_argument('--workdir', help='keep generated and transformed data here (default: a temp dir)')
     args = parser.parse_args(argv)
 
@@ -42,7 +43,7 @@ def main(argv=None):
                               batch_size=args.batch_size, learning_rate=args.learning_rate)
     workdir = args.workdir or tempfile.mkdtemp(prefix='train_throughput_')
     os.makedirs(workdir, exist_ok=True)
-    prepared = experiment.prepare(generator_config, workdir)
+    prepared = experiment.prepare(generator_config, workdir, args.feature_spec)
     figures = experiment.fit_and_score(prepared, training)
     print(json.dumps({**figures, 'preset': args.preset, 'batch_size': args.batch_size}), flush=True)
 

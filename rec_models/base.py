@@ -22,10 +22,10 @@ models that need more than one click head:
 * ``train_step``: override whole for alternating (adversarial) updates.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from feature_spec.model_inputs import NUMERIC, SEQUENCE, ModelInputs
+from rec_models.layers.embedding import pop_inputs_and_frequencies
 
 
 def serving_signature(inputs: ModelInputs) -> dict:
@@ -136,7 +136,5 @@ class RankingModel(tf.keras.Model):
     def from_config(cls, config):
         """Rebuilds the model with placeholder frequencies (ones), to be overwritten by loading weights."""
         config = dict(config)
-        inputs = ModelInputs.from_dict(config.pop('inputs'))
-        frequencies = {table: np.ones(inputs.tables[table][0], np.float32)
-                       for table in config.pop('frequency_tables')}
+        inputs, frequencies = pop_inputs_and_frequencies(config)
         return cls(inputs, frequencies=frequencies or None, **config)

@@ -108,10 +108,18 @@ class FieldEmbedding(tf.keras.layers.Layer):
     def from_config(cls, config):
         """Rebuilds the layer with placeholder frequencies (ones), to be overwritten by loading weights."""
         config = dict(config)
-        inputs = ModelInputs.from_dict(config.pop('inputs'))
-        frequencies = {table: np.ones(inputs.tables[table][0], np.float32)
-                       for table in config.pop('frequency_tables')}
+        inputs, frequencies = pop_inputs_and_frequencies(config)
         return cls(inputs, frequencies=frequencies, **config)
+
+
+def pop_inputs_and_frequencies(config: dict):
+    """Takes ``inputs`` and ``frequency_tables`` out of a ``get_config`` dict: ``(ModelInputs, {table: ones})``.
+
+    The placeholder frequencies give the tables their shapes; the real counts come back with the weights.
+    """
+    inputs = ModelInputs.from_dict(config.pop('inputs'))
+    frequencies = {table: np.ones(inputs.tables[table][0], np.float32) for table in config.pop('frequency_tables')}
+    return inputs, frequencies
 
 
 class LinearEmbedding(FieldEmbedding):

@@ -28,7 +28,9 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='generator seed')
     parser.add_argument('--epochs', type=int, default=TrainingConfig.epochs)
     parser.add_argument('--batch_size', type=int, default=TrainingConfig.batch_size)
-    parser.add_argument('--learning_rate', type=float, default=0.002)
+    parser.add_argument('--learning_rate', type=float, default=TrainingConfig.learning_rate)
+    parser.add_argument('--patience', type=int, default=TrainingConfig.early_stopping_patience,
+                        help='early stopping patience in epochs (eval AUC)')
     parser.add_argument('--hparams', default='{}', help='JSON of model hyper-parameters')
     parser.add_argument('--feature_spec', default=experiment.DEFAULT_SPEC)
     parser.add_argument('--workdir', help='keep generated and transformed data here (default: a temp dir)')
@@ -40,7 +42,8 @@ def main(argv=None):
         overrides['num_impressions'] = args.num_impressions
     generator_config = dataclasses.replace(generator_config, **overrides).validate()
     training = TrainingConfig(model=args.model, hparams=json.loads(args.hparams), epochs=args.epochs,
-                              batch_size=args.batch_size, learning_rate=args.learning_rate)
+                              batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              early_stopping_patience=args.patience)
     workdir = args.workdir or tempfile.mkdtemp(prefix='train_throughput_')
     os.makedirs(workdir, exist_ok=True)
     prepared = experiment.prepare(generator_config, workdir, args.feature_spec)

@@ -33,13 +33,14 @@ class DeepFM(RankingModel):
         hidden_units: widths of the deep component's hidden layers.
         activation: the deep component's activation (``'relu'``, ``'prelu'`` or ``'dice'``).
         dropout: dropout rate after each hidden layer.
-        l2: λ of the mini-batch-aware L2 on the embeddings and the first-order weights (0: off).
+        l2: λ of the mini-batch-aware L2 on the embeddings and the first-order weights (0: off); the defaults of
+            ``l2`` and ``dropout`` are DIN's, so that the two are compared under the same regularisation.
         use_behavior: add the masked-mean-pooled behaviour sequences as fields.
         embedding_dim: k, the width of every field's embedding.
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, hidden_units=(200, 80), activation='relu',
-                 dropout=0.0, l2=0.0, use_behavior=False, embedding_dim=8, **kwargs):
+                 dropout=0.2, l2=1.0, use_behavior=False, embedding_dim=8, **kwargs):
         inputs = inputs.with_embedding_dim(embedding_dim)
         super().__init__(inputs, frequencies=frequencies, **kwargs)
         self.hparams = {'hidden_units': tuple(hidden_units), 'activation': activation, 'dropout': dropout,

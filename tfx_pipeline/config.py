@@ -9,8 +9,8 @@
       path: data/default                         # <path>/<format>/{train,eval,test}/
       format: tfrecord                           # or csv
       synthetic: {preset: default, seed: 7}      # generate the data there if it is missing (optional)
-    training: {model: din, hparams: {}, batch_size: 512, epochs: 4, learning_rate: 0.001,
-               early_stopping_patience: 1, seed: 42}
+    training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.002,
+               early_stopping_patience: 2, seed: 42, shuffle_buffer: 200000}
     evaluation: {auc_floor: 0.6}
     runner: {kind: local, beam_args: []}
 
@@ -37,9 +37,9 @@ class TrainingConfig:
     model: str = 'din'
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 512
-    epochs: int = 4
-    learning_rate: float = 0.001
-    early_stopping_patience: int = 1
+    epochs: int = 8
+    learning_rate: float = 0.002
+    early_stopping_patience: int = 2
     seed: int = 42
     shuffle_buffer: int = 200_000
 

@@ -1,4 +1,4 @@
-"""The synthetic e-commerce click log with known ground truth (docs/synthetic_data.md).
+"""The synthetic e-commerce click log with known ground truth (README.md, "The synthetic data").
 
     from tfx_pipeline import data
     dataset = data.generate(data.PRESETS['tiny'])          # in memory, NumPy only

@@ -1,4 +1,4 @@
-"""Synthetic e-commerce click log whose ground truth is known (the generative model: docs/synthetic_data.md).
+"""Synthetic e-commerce click log whose ground truth is known (the generative model: README.md, "The synthetic data").
 
 One row is one impression: a user, a target item shown at a position of a page, the user's behaviour history
 strictly before the request, and the labels. Every impression also carries its true click probability
@@ -82,7 +82,7 @@ def padded(column: Ragged, length: Optional[int] = None, pad_value: int = 0) -> 
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
-    """Every knob of the generator (the model: docs/synthetic_data.md). Times count from ``start_time`` (unix
+    """Every knob of the generator (the model: README.md, "The synthetic data"). Times count from ``start_time`` (unix
     seconds); ``num_impressions`` is rounded down to whole pages of ``page_size``."""
     seed: int = 0
     # Sizes.

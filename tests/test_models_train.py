@@ -1,9 +1,10 @@
 """Models trained on the synthetic click log through the spec's Transform must beat a constant predictor.
 
 A constant predictor has AUC 0.5. The margins were set from measurement on this data set (seed 0, `small`
-preset, 2 epochs): DIN reached ≈0.63 test AUC, din_sum ≈0.62 and DeepFM ≈0.60 (the README lists the figures);
-each must clear 0.5 by at least ~3/4 of its measured lead, so a model that learns nothing, or learns the wrong
-sign, fails.
+preset, 46k training rows, 2 epochs, the models' default regularisation): DIN reached 0.651 test AUC, din_sum
+0.668 and DeepFM 0.638 (on so little data the attention has not paid off yet; the default data set's figures
+are in the README). Each must clear 0.5 by about two thirds of its measured lead, so a model that learns
+nothing, or learns the wrong sign, fails.
 """
 
 import dataclasses
@@ -14,7 +15,7 @@ from tfx_pipeline import data
 from tfx_pipeline import experiment
 from tfx_pipeline.config import TrainingConfig
 
-MEASURED_MARGINS = {'din': 0.09, 'din_sum': 0.08, 'deepfm': 0.07}
+MEASURED_MARGINS = {'din': 0.10, 'din_sum': 0.11, 'deepfm': 0.09}
 
 
 @pytest.fixture(name='prepared', scope='module')

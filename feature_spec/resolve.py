@@ -12,7 +12,6 @@ import tensorflow_transform as tft
 
 from feature_spec import model_inputs
 from feature_spec import spec as spec_lib
-from feature_spec.transform import FREQUENCY_SUFFIX
 
 
 def model_inputs_from(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput) -> model_inputs.ModelInputs:
@@ -49,15 +48,11 @@ def table_frequencies(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOut
     used = {c.vocabulary for c in spec.features if c.vocabulary is not None and c.kind != spec_lib.POSITION}
     for name in sorted(used):
         vocabulary = spec.vocabularies[name]
-        tokens = tft_output.vocabulary_by_name(name)
-        counts = {}
-        with open(tft_output.vocabulary_file_by_name(name + FREQUENCY_SUFFIX), 'rb') as f:
-            for line in f:
-                count, _, token = line.rstrip(b'\n').partition(b' ')
-                counts[token] = int(count)
-        table = np.ones(len(tokens) + vocabulary.num_oov_buckets + 1, np.float32)
+        with open(tft_output.vocabulary_file_by_name(name), 'rb') as f:
+            counts = [int(line.split(b' ', 1)[0]) for line in f if line.strip()]
+        table = np.ones(len(counts) + vocabulary.num_oov_buckets + 1, np.float32)
         table[0] = 0.0
-        table[1:len(tokens) + 1] = [counts.get(t, 1) for t in tokens]
+        table[1:len(counts) + 1] = counts
         frequencies[name] = table
     return frequencies
 

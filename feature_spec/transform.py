@@ -3,8 +3,8 @@
 Each feature column becomes one transformed tensor (conventions in :mod:`feature_spec.model_inputs`):
 
 * ``vocabulary``: index in a vocabulary of the training data (computed once over every column that shares it,
-  e.g. the target item and the history items), OOV values hashed into ``num_oov_buckets`` extra ids; a second
-  copy of the vocabulary with frequencies (``<name>__frequency``) feeds mini-batch-aware regularisation.
+  e.g. the target item and the history items), OOV values hashed into ``num_oov_buckets`` extra ids; the
+  vocabulary file keeps each token's training frequency, which feeds mini-batch-aware regularisation.
 * ``hash``: ``hash(value) mod buckets``.
 * ``bucketize``: index of the bucket among explicit ``boundaries`` or ``num_buckets`` training quantiles.
 * ``log``: z-score of log(1 + max(x, 0)); ``zscore``: z-score of x.
@@ -27,7 +27,6 @@ import tensorflow_transform as tft
 
 from feature_spec import spec as spec_lib
 
-FREQUENCY_SUFFIX = '__frequency'
 _TF_DTYPES = {'int64': tf.int64, 'float32': tf.float32, 'string': tf.string}
 
 
@@ -36,11 +35,11 @@ def build_preprocessing_fn(spec: spec_lib.FeatureSpec) -> Callable[[Dict[str, tf
 
     def preprocessing_fn(inputs):
         raw = _RawColumns(spec, inputs)
-        vocabularies = _compute_vocabularies(spec, raw)
+        vocabulary_ids = _vocabulary_ids(spec, raw)
         outputs = {}
         for column in spec.features:
             values = raw.get(column.source, column)
-            outputs[column.name] = _transform(column, values, raw, vocabularies)
+            outputs[column.name] = _transform(column, values, raw, vocabulary_ids)
         if spec.behavior is not None:
             sequences = [c for c in spec.features if c.sequence]
             if sequences:
@@ -127,20 +126,27 @@ def _flat(values):
     return values.flat_values if isinstance(values, tf.RaggedTensor) else values
 
 
-def _compute_vocabularies(spec, raw):
-    """One vocabulary per name over the union of every column that uses it; returns name → deferred file."""
+def _vocabulary_ids(spec, raw):
+    """Column name → flat ids (shifted by one) of every vocabulary column.
+
+    One analyzer per vocabulary, over the concatenated values of all its columns; the vocabulary file stores each
+    token's frequency too (``<count> <token>`` lines, most frequent first), which feeds mini-batch-aware L2.
+    """
     members = {}
     for column in spec.features:
         if column.vocabulary is not None:
-            members.setdefault(column.vocabulary, []).append(_flat(raw.get(column.source, column)))
-    files = {}
-    for name, tensors in members.items():
+            members.setdefault(column.vocabulary, []).append(column)
+    ids = {}
+    for name, columns in members.items():
         vocabulary = spec.vocabularies[name]
-        values = tf.concat(tensors, axis=0) if len(tensors) > 1 else tensors[0]
-        options = dict(top_k=vocabulary.top_k, frequency_threshold=vocabulary.min_frequency)
-        files[name] = tft.vocabulary(values, vocab_filename=name, **options)
-        tft.vocabulary(values, vocab_filename=name + FREQUENCY_SUFFIX, store_frequency=True, **options)
-    return files
+        values = [_flat(raw.get(column.source, column)) for column in columns]
+        applied = tft.compute_and_apply_vocabulary(
+            tf.concat(values, axis=0) if len(values) > 1 else values[0], top_k=vocabulary.top_k,
+            frequency_threshold=vocabulary.min_frequency, num_oov_buckets=vocabulary.num_oov_buckets,
+            vocab_filename=name, store_frequency=True) + 1
+        parts = tf.split(applied, tf.stack([tf.size(v) for v in values])) if len(values) > 1 else [applied]
+        ids.update(zip([column.name for column in columns], parts))
+    return ids
 
 
 def time_gap_bucket(gap_seconds: tf.Tensor, num_buckets: int) -> tf.Tensor:
@@ -153,7 +159,7 @@ def time_gap_bucket(gap_seconds: tf.Tensor, num_buckets: int) -> tf.Tensor:
     return tf.searchsorted(edges, gaps, side='right', out_type=tf.int64) + 1
 
 
-def _transform(column, values, raw, vocabularies):
+def _transform(column, values, raw, vocabulary_ids):
     if column.transform.type == 'time_gap':
         reference = raw.scalar(column.transform['reference'])
         num_buckets = column.transform['num_buckets']
@@ -161,17 +167,17 @@ def _transform(column, values, raw, vocabularies):
             reference = tf.repeat(reference, values.row_lengths())
             return values.with_flat_values(time_gap_bucket(reference - values.flat_values, num_buckets))
         return time_gap_bucket(reference - values, num_buckets)
+    if column.transform.type == 'vocabulary':
+        ids = vocabulary_ids[column.name]
+        return values.with_flat_values(ids) if isinstance(values, tf.RaggedTensor) else ids
     if isinstance(values, tf.RaggedTensor):
-        return values.with_flat_values(_transform_flat(column, values.flat_values, raw.spec, vocabularies))
-    return _transform_flat(column, values, raw.spec, vocabularies)
+        return values.with_flat_values(_transform_flat(column, values.flat_values))
+    return _transform_flat(column, values)
 
 
-def _transform_flat(column, values, spec, vocabularies):
+def _transform_flat(column, values):
     kind = column.transform.type
     options = column.transform.options
-    if kind == 'vocabulary':
-        oov = spec.vocabularies[column.vocabulary].num_oov_buckets
-        return tft.apply_vocabulary(values, vocabularies[column.vocabulary], num_oov_buckets=oov) + 1
     if kind == 'hash':
         return tf.strings.to_hash_bucket_fast(tf.strings.as_string(values), options['buckets']) + 1
     if kind == 'bucketize':

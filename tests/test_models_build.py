@@ -11,7 +11,7 @@ from rec_models import registry  # noqa: E402
 from rec_models.base import serving_signature  # noqa: E402
 
 B, L, D = 32, 5, 4
-SMALL = {'hidden_units': (16, 8)}
+SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0}  # deterministic training-mode calls
 
 
 def _categorical(name, group, vocab, table=None):

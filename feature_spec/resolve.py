@@ -48,8 +48,13 @@ def table_frequencies(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOut
     used = {c.vocabulary for c in spec.features if c.vocabulary is not None and c.kind != spec_lib.POSITION}
     for name in sorted(used):
         vocabulary = spec.vocabularies[name]
-        with open(tft_output.vocabulary_file_by_name(name), 'rb') as f:
-            counts = [int(line.split(b' ', 1)[0]) for line in f if line.strip()]
+        path = tft_output.vocabulary_file_by_name(name)
+        with open(path, 'rb') as f:
+            lines = [line.rstrip(b'\n').split(b' ', 1) for line in f if line.strip()]
+        if any(len(fields) != 2 for fields in lines):
+            raise ValueError(f'{path} holds no frequencies ("<count> <token>" lines): it was written by another '
+                             'version of the Transform; run Transform again')
+        counts = [int(fields[0]) for fields in lines]
         table = np.ones(len(counts) + vocabulary.num_oov_buckets + 1, np.float32)
         table[0] = 0.0
         table[1:len(counts) + 1] = counts

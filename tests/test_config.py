@@ -23,6 +23,7 @@ def test_demo_config_and_overrides():
     ('data.format=parquet', "data.format 'parquet'"),
     ('evaluation.auc_floor=yes', 'evaluation.auc_floor must be a number'),
     ('runner.beam_args=--x', 'runner.beam_args must be a list of strings'),
+    ('runner.enable_cache=maybe', 'runner.enable_cache must be true or false'),
     ('colour=red', "unknown key 'colour'"),
     ('training', 'not of the form section.key=value'),
 ])

@@ -12,7 +12,7 @@
     training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.002,
                early_stopping_patience: 2, seed: 42, shuffle_buffer: 200000}
     evaluation: {auc_floor: 0.6}
-    runner: {kind: local, beam_args: []}
+    runner: {kind: local, beam_args: [], enable_cache: false}
 
 Every unknown key, wrong type or impossible value raises :class:`ConfigError` naming it.
 """
@@ -73,6 +73,9 @@ class EvaluationConfig:
 class RunnerConfig:
     kind: str = 'local'
     beam_args: Sequence[str] = ()
+    # TFX caching reuses a component's outputs when its inputs and settings are unchanged; it cannot see edits to
+    # this project's code (modules are named by path), so it is off unless asked for.
+    enable_cache: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +166,11 @@ def _build(cls, values: Mapping[str, Any], where: str):
 
 def _typed(value, default, where):
     """Checks ``value`` against the type of the field's default."""
-    if isinstance(default, bool) or default is None:
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f'config: {where} must be true or false, got {value!r}')
         return value
     if isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
         raise ConfigError(f'config: {where} must be an integer, got {value!r}')

@@ -90,7 +90,7 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
                   baseline, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components,
-        enable_cache=True,
+        enable_cache=config.runner.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),
         beam_pipeline_args=DEFAULT_BEAM_ARGS[config.runner.kind] + list(config.runner.beam_args))

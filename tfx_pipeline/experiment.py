@@ -13,7 +13,7 @@ the predictions line up with the raw rows, whose user ids give the GAUC.
 import dataclasses
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 import tensorflow as tf
@@ -95,7 +95,7 @@ class TrainingTimer(tf.keras.callbacks.Callback):
             self._started = None
 
 
-def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Optional[str] = None) -> Dict[str, Any]:
+def fit_and_score(prepared: Prepared, config: TrainingConfig) -> Dict[str, Any]:
     """Trains ``config.model`` and scores it on the raw test split.
 
     Returns model, test_auc, gauc, logloss, bayes_auc, fraction_of_ceiling, examples_per_s (training examples per
@@ -107,8 +107,6 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
     epochs = len(history.history['loss'])
     serving = trainer.ServingModel(model, prepared.tft_output,
                                    schema_lib.serving_feature_spec(prepared.spec, schema_lib.TFRECORD))
-    if export_dir:
-        tf.saved_model.save(serving, export_dir, signatures={trainer.SERVING_SIGNATURE: serving.serve})
     predictions = predict_raw(serving, prepared.raw['test'])
     labels = prepared.test_columns[prepared.spec.labels[0]]
     test_auc = metrics.auc(labels, predictions)

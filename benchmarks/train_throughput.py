@@ -29,6 +29,8 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=TrainingConfig.epochs)
     parser.add_argument('--batch_size', type=int, default=TrainingConfig.batch_size)
     parser.add_argument('--learning_rate', type=float, default=TrainingConfig.learning_rate)
+    parser.add_argument('--learning_rate_decay', type=float, default=TrainingConfig.learning_rate_decay,
+                        help='per-epoch multiplier of the learning rate')
     parser.add_argument('--patience', type=int, default=TrainingConfig.early_stopping_patience,
                         help='early stopping patience in epochs (eval AUC)')
     parser.add_argument('--hparams', default='{}', help='JSON of model hyper-parameters')
@@ -42,7 +44,7 @@ def main(argv=None):
         overrides['num_impressions'] = args.num_impressions
     generator_config = dataclasses.replace(generator_config, **overrides).validate()
     training = TrainingConfig(model=args.model, hparams=json.loads(args.hparams), epochs=args.epochs,
-                              batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              batch_size=args.batch_size, learning_rate=args.learning_rate, learning_rate_decay=args.learning_rate_decay,
                               early_stopping_patience=args.patience)
     workdir = args.workdir or tempfile.mkdtemp(prefix='train_throughput_')
     os.makedirs(workdir, exist_ok=True)

@@ -182,6 +182,28 @@ class FeatureSpec:
         names += [c.transform['reference'] for c in needed if c.transform.type == 'time_gap']
         return tuple(dict.fromkeys(names))
 
+    @property
+    def candidate_columns(self) -> Tuple[str, ...]:
+        """The raw serving columns that describe a candidate item (sources of the ``item`` group's features); the
+        other serving columns describe the user and the request (the ``rank`` signature's context).
+
+        Raises:
+            SpecError: a raw column feeds both an item feature and a feature of another group.
+        """
+        needed = [c for c in self.columns if c.is_feature and c.kind != POSITION]
+        items = tuple(dict.fromkeys(c.source for c in needed if c.group == model_inputs.ITEM))
+        for column in needed:
+            if column.group != model_inputs.ITEM and column.source in items:
+                raise SpecError(f'{self.path}: columns.{column.name}: reads {column.source!r}, a column of the '
+                                f'item group, but belongs to the {column.group} group')
+        return items
+
+    @property
+    def context_columns(self) -> Tuple[str, ...]:
+        """The raw serving columns that are not :attr:`candidate_columns`."""
+        items = self.candidate_columns
+        return tuple(name for name in self.serving_columns if name not in items)
+
     def embedding_dim(self, column: Column) -> int:
         vocabulary = self.vocabularies.get(column.vocabulary) if column.vocabulary else None
         for dim in (vocabulary.embedding_dim if vocabulary else None, column.embedding_dim):

@@ -75,6 +75,19 @@ class RankingModel(tf.keras.Model):
                                  f'update_metrics and metrics instead of passing {owned} to compile')
         super().compile(optimizer=optimizer, **kwargs)
 
+    def rank(self, context, candidates):
+        """One request's candidates scored at once: ``context`` holds the features of one user and request
+        (``[1, ...]``), ``candidates`` the item features of N candidates (``[N, ...]``); returns ``call``'s outputs
+        for the N joined examples.
+
+        This default repeats the context for each candidate, so it equals ``call`` on the joined examples exactly.
+        A model whose user part is costly overrides it to compute that part once per request (the model split of
+        DUPN, seed ``001`` §4.2).
+        """
+        count = tf.shape(next(iter(candidates.values())))[0]
+        repeated = {name: tf.repeat(value, count, axis=0) for name, value in context.items()}
+        return self({**repeated, **candidates}, training=False)
+
     def sequence_mask(self, features, field):
         """``[B, L]`` bool: step j of sequence ``field`` is valid iff j < the example's length."""
         return tf.sequence_mask(features[self.model_inputs.sequence_length], field.max_length)

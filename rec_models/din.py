@@ -2,19 +2,22 @@
 
 Embedding&MLP with a candidate-dependent user interest (§4.3):
 
-    v_U(A) = Σ_j a(e_j, v_A) · e_j                  (local activation unit, no softmax)
+    v_U(A) = Σ_j a(e_j, v_A) · [e_j, s_j]           (local activation unit, no softmax)
     p = sigmoid(MLP_Dice([user profile, v_U(A), candidate A, context]))
 
 * v_A, the query: the concatenated embeddings of the candidate's fields that the behaviour sequences name as
   their ``query`` (``item_id``, ``category``, ``brand``), in sequence-field order.
 * e_j, the keys: the concatenated embeddings of step j of those sequences (same order, same tables).
 * s_j, side information: the concatenated embeddings of step j of the sequences with no query (time-gap
-  bucket, behaviour type); an input of the activation unit only, not pooled.
+  bucket, behaviour type); an input of the activation unit, and pooled with the keys as part of the behaviour.
 
 Training uses the mini-batch-aware L2 on the embeddings (§5.1) and Dice (§5.2) in both MLPs. With
 ``pooling='sum'`` the activation unit is replaced by masked sum pooling, v_U = Σ_j [e_j, s_j]: the
-Embedding&MLP base model of §4.2, registered as ``din_sum`` to measure what the activation unit adds. It pools
-the side information too, so that it sees everything DIN sees and differs only in how behaviours are weighted.
+Embedding&MLP base model of §4.2, registered as ``din_sum`` to measure what the activation unit adds: it sees
+everything DIN sees and differs only in how behaviours are weighted.
+
+``rank(context, candidates)`` scores one user's N candidates with the behaviour embeddings and the activation
+unit's per-behaviour part computed once (the user rows have batch 1 and broadcast against the N candidates).
 """
 
 import tensorflow as tf
@@ -71,6 +74,14 @@ class DIN(RankingModel):
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
 
     def call(self, features, training=False):
+        return self._score(features, training)
+
+    def rank(self, context, candidates):
+        """One user's features (batch 1) against N candidates' features (batch N), without repeating the user."""
+        return self._score({**context, **candidates}, training=False)
+
+    def _score(self, features, training):
+        """The outputs for ``features`` whose user and context rows have the candidates' batch, or batch 1."""
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
         keys = tf.concat([embeddings[f.name] for f in self.keyed], axis=-1)
@@ -91,5 +102,7 @@ class DIN(RankingModel):
                     parts.append(embeddings[field.name])
             if group == BEHAVIOR:
                 parts.append(interest)
+        rows = tf.reduce_max(tf.stack([tf.shape(part)[0] for part in parts]))  # the candidates' batch
+        parts = [tf.broadcast_to(part, tf.stack([rows, part.shape[-1]])) for part in parts]
         logits = tf.squeeze(self.mlp(tf.concat(parts, axis=-1), training=training), axis=-1)
         return click_outputs(logits, **extra)

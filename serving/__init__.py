@@ -1,5 +1,5 @@
-"""Serving: SavedModels that TF Serving loads (exported by :mod:`tfx_pipeline.trainer`); the TF-Serving-API
-server and client for local use come with the serving issue."""
+"""Serving: the SavedModel contract (:mod:`serving.signatures`), a TF-Serving-API model server
+(:mod:`serving.server`, gRPC and REST) and a client (:mod:`serving.client`) that talks to it or to real TF Serving."""
 
 from feature_spec import ensure_legacy_keras
 

@@ -19,6 +19,7 @@ def test_demo_config_and_overrides():
     ('training.epochs=three', 'training.epochs must be an integer'),
     ('training.epochs=0', 'training.epochs must be positive'),
     ('training.learning_rate=2', 'training.learning_rate must be in (0, 1)'),
+    ('training.learning_rate_decay=0', 'training.learning_rate_decay must be in (0, 1]'),
     ('runner.kind=spark', "runner.kind 'spark' is not one of local, beam"),
     ('data.format=parquet', "data.format 'parquet'"),
     ('evaluation.auc_floor=yes', 'evaluation.auc_floor must be a number'),

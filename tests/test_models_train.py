@@ -7,25 +7,17 @@ are in the README). Each must clear 0.5 by about two thirds of its measured lead
 nothing, or learns the wrong sign, fails.
 """
 
-import dataclasses
-
 import pytest
 
-from tfx_pipeline import data
 from tfx_pipeline import experiment
 from tfx_pipeline.config import TrainingConfig
 
 MEASURED_MARGINS = {'din': 0.10, 'din_sum': 0.11, 'deepfm': 0.09}
 
 
-@pytest.fixture(name='prepared', scope='module')
-def fixture_prepared(tmp_path_factory):
-    config = dataclasses.replace(data.PRESETS['small'], seed=0)
-    return experiment.prepare(config, str(tmp_path_factory.mktemp('small')))
-
-
 @pytest.mark.parametrize('model', sorted(MEASURED_MARGINS))
-def test_model_beats_a_constant_predictor(prepared, model):
+def test_model_beats_a_constant_predictor(prepared_small, model):
+    prepared = prepared_small
     figures = experiment.fit_and_score(prepared, TrainingConfig(model=model, epochs=2, batch_size=256,
                                                                 learning_rate=0.002, early_stopping_patience=0))
     assert figures['test_auc'] >= 0.5 + MEASURED_MARGINS[model], figures

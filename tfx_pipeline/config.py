@@ -39,6 +39,8 @@ class TrainingConfig:
     batch_size: int = 512
     epochs: int = 8
     learning_rate: float = 0.002
+    # Epoch e (from 0) trains at learning_rate · learning_rate_decay^e; 1.0 keeps it constant.
+    learning_rate_decay: float = 1.0
     early_stopping_patience: int = 2
     seed: int = 42
     shuffle_buffer: int = 200_000
@@ -196,6 +198,8 @@ def _check_values(config: PipelineConfig) -> None:
         raise ConfigError('config: training.early_stopping_patience must be ≥ 0')
     if not 0 < training.learning_rate < 1:
         raise ConfigError(f'config: training.learning_rate must be in (0, 1), got {training.learning_rate}')
+    if not 0 < training.learning_rate_decay <= 1:
+        raise ConfigError(f'config: training.learning_rate_decay must be in (0, 1], got {training.learning_rate_decay}')
     if not isinstance(training.hparams, Mapping):
         raise ConfigError(f'config: training.hparams must be a mapping, got {training.hparams!r}')
     if not 0 <= config.evaluation.auc_floor < 1:

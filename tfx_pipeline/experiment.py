@@ -22,7 +22,9 @@ import tensorflow_transform as tft
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from rec_models import metrics
+from serving import signatures
 from tfx_pipeline import data
+from tfx_pipeline import export
 from tfx_pipeline import summary
 from tfx_pipeline import trainer
 from tfx_pipeline.config import SPLITS, TrainingConfig
@@ -72,10 +74,10 @@ def _test_columns(spec: spec_lib.FeatureSpec, pattern: str) -> Dict[str, np.ndar
     return {name: np.concatenate(values) for name, values in columns.items()}
 
 
-def predict_raw(serving: trainer.ServingModel, pattern: str, batch_size: int = 4096) -> np.ndarray:
+def predict_raw(serving: export.ServingModel, pattern: str, batch_size: int = 4096) -> np.ndarray:
     """The serving function's probabilities for every raw example of ``pattern``, in file order."""
     records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern))).batch(batch_size)
-    return np.concatenate([serving.serve(batch)[trainer.SERVING_OUTPUT].numpy() for batch in records])
+    return np.concatenate([serving.serve(batch)[signatures.PROBABILITIES].numpy() for batch in records])
 
 
 class TrainingTimer(tf.keras.callbacks.Callback):
@@ -105,8 +107,7 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig) -> Dict[str, Any]:
     model, history = trainer.train(prepared.spec, prepared.tft_output, [prepared.transformed['train']],
                                    [prepared.transformed['eval']], config, callbacks=[timer])
     epochs = len(history.history['loss'])
-    serving = trainer.ServingModel(model, prepared.tft_output,
-                                   schema_lib.serving_feature_spec(prepared.spec, schema_lib.TFRECORD))
+    serving = export.ServingModel(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD)
     predictions = predict_raw(serving, prepared.raw['test'])
     labels = prepared.test_columns[prepared.spec.labels[0]]
     test_auc = metrics.auc(labels, predictions)

@@ -1,24 +1,20 @@
-"""The Trainer: one generic ``run_fn`` for every registered model, and the SavedModel it exports.
+"""The Trainer: one generic ``run_fn`` for every registered model.
 
 The model is chosen by name from :mod:`rec_models.registry` and built from the feature spec resolved against
 Transform's output; its hyper-parameters and the training schedule come from the pipeline config (passed as the
 Trainer's ``custom_config``). Training logs go to TensorBoard; early stopping watches the eval AUC and keeps the
 best epoch's weights.
-
-The exported SavedModel's contract (what TF Serving and TFMA call):
-
-* signature ``serving_default``: input ``examples`` — a batch of serialized tf.Example with **raw** features (the
-  Transform graph is inside the SavedModel) — output ``probabilities`` float32 ``[batch]``.
+The trained model is exported by :mod:`tfx_pipeline.export` (signatures, warmup requests); logged test examples,
+when the data is TFRecord, become the warmup requests and a sample of in-process predictions to check the export
+against.
 """
 
-import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import absl.logging  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 
@@ -26,12 +22,10 @@ from feature_spec import resolve  # pylint: disable=wrong-import-position
 from feature_spec import schema as schema_lib  # pylint: disable=wrong-import-position
 from feature_spec import spec as spec_lib  # pylint: disable=wrong-import-position
 from rec_models import registry  # pylint: disable=wrong-import-position
+from tfx_pipeline import export  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
 
-SERVING_SIGNATURE = 'serving_default'
-SERVING_INPUT = 'examples'
-SERVING_OUTPUT = 'probabilities'
-SAMPLE_PREDICTIONS = 'sample_predictions.json'
+SAMPLE_COUNT = 256
 
 
 def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels, batch_size: int,
@@ -74,6 +68,9 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor='val_auc', mode='max', restore_best_weights=True,
                                                   patience=config.early_stopping_patience),
                  _EpochLogger(), *callbacks]
+    if config.learning_rate_decay != 1.0:
+        callbacks.append(tf.keras.callbacks.LearningRateScheduler(
+            lambda epoch: config.learning_rate * config.learning_rate_decay ** epoch))
     if log_dir:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
     history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,
@@ -90,51 +87,6 @@ class _EpochLogger(tf.keras.callbacks.Callback):
         print(f'[trainer] epoch {epoch + 1}: {figures}', flush=True)
 
 
-class ServingModel(tf.Module):
-    """Raw serialized tf.Examples → Transform graph → model → click probabilities."""
-
-    def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, raw_feature_spec: Dict):
-        super().__init__()
-        self.model = model
-        self.tft_layer = tft_output.transform_features_layer()
-        self._raw_feature_spec = raw_feature_spec
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
-    def serve(self, examples):
-        raw = tf.io.parse_example(examples, self._raw_feature_spec)
-        outputs = self.model(self.tft_layer(raw), training=False)
-        return {SERVING_OUTPUT: tf.reshape(outputs[SERVING_OUTPUT], [-1])}
-
-
-def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
-                         data_format: str, export_dir: str) -> ServingModel:
-    """Writes the SavedModel with the ``serving_default`` signature; returns the in-process serving module."""
-    serving = ServingModel(model, tft_output, schema_lib.serving_feature_spec(spec, data_format))
-    tf.saved_model.save(serving, export_dir, signatures={SERVING_SIGNATURE: serving.serve})
-    return serving
-
-
-def predict_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
-                       data_format: str, serialized: List[bytes]) -> np.ndarray:
-    """Probabilities computed eagerly in this process: parse, Transform, model — outside any SavedModel."""
-    raw = tf.io.parse_example(tf.constant(serialized), schema_lib.serving_feature_spec(spec, data_format))
-    transformed = tft_output.transform_raw_features(raw, drop_unused_features=True)
-    return model(transformed, training=False)[SERVING_OUTPUT].numpy().reshape(-1)
-
-
-def write_sample_predictions(model, tft_output, spec, data_format, file_pattern: str, out_dir: str,
-                             count: int = 256) -> str:
-    """Records ``count`` raw examples and their in-process predictions, to check exported models against."""
-    files = sorted(tf.io.gfile.glob(file_pattern))
-    serialized = [record.numpy() for record in tf.data.TFRecordDataset(files).take(count)]
-    predictions = predict_in_process(model, tft_output, spec, data_format, serialized)
-    path = os.path.join(out_dir, SAMPLE_PREDICTIONS)
-    tf.io.gfile.makedirs(out_dir)
-    with tf.io.gfile.GFile(path, 'w') as f:
-        json.dump({'examples': [s.hex() for s in serialized], 'probabilities': predictions.tolist()}, f)
-    return path
-
-
 def run_fn(fn_args):
     """TFX Trainer entry point (GenericExecutor)."""
     config = TrainingConfig.from_dict(fn_args.custom_config['training'])
@@ -143,7 +95,9 @@ def run_fn(fn_args):
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     model, _ = train(spec, tft_output, fn_args.train_files, fn_args.eval_files, config,
                      log_dir=fn_args.model_run_dir)
-    export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir)
     sample = fn_args.custom_config.get('sample_examples')
-    if sample and data_format == schema_lib.TFRECORD:
-        write_sample_predictions(model, tft_output, spec, data_format, sample, fn_args.model_run_dir)
+    examples = export.read_examples(sample, SAMPLE_COUNT) if sample and data_format == schema_lib.TFRECORD else []
+    export.export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
+                                warmup_examples=examples)
+    if examples:
+        export.write_sample_predictions(model, tft_output, spec, data_format, examples, fn_args.model_run_dir)

@@ -12,7 +12,10 @@ type embeddings), which lets the weight depend on recency and on the kind of beh
     a(e_j, v_A) = MLP([e_j, v_A, e_j − v_A, e_j ⊙ v_A, s_j]) → a scalar, linear output unit.
 
 The weights are not normalised by a softmax: the paper keeps Σ_j w_j free so that v_U(A)'s norm carries the
-intensity of the user's interest in A. Padded steps get weight 0.
+intensity of the user's interest in A. Padded steps get weight 0. The pooled vector is the weighted sum of the
+whole behaviour, Σ_j w_j · [e_j, s_j]: the paper's behaviour embedding is the concatenation of all its feature
+groups, and the side information is part of the behaviour (pooling it measured +0.0010 test AUC on the default
+synthetic data set, README "Results").
 
 The first layer, [e, v, e − v, e ⊙ v, s] · W with W = [W1; W2; W3; W4; W5] (one ``(4d + d_s) × H`` kernel, the
 paper's parameterisation), is evaluated in the algebraically equal split form
@@ -20,7 +23,9 @@ paper's parameterisation), is evaluated in the algebraically equal split form
     e · (W1 + W3) + (e ⊙ v) · W4 + s · W5  +  v · (W2 − W3)
 
 whose last term depends on the candidate only and is computed once per example instead of once per behaviour;
-per behaviour this is a (2d + d_s)-wide product instead of a (4d + d_s)-wide one.
+per behaviour this is a (2d + d_s)-wide product instead of a (4d + d_s)-wide one. When one user's behaviours are
+scored against N candidates at once (keys of batch 1, queries of batch N), e · (W1 + W3) + s · W5 is computed once
+for all of them.
 """
 
 import tensorflow as tf
@@ -59,19 +64,23 @@ class ActivationUnit(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def first_layer(self, inputs):
-        """The first layer's pre-activation [e, v, e − v, e ⊙ v, s] · W + b, in the split form: ``[B, L, H]``."""
+        """The first layer's pre-activation [e, v, e − v, e ⊙ v, s] · W + b in the split form: ``[B, L, H]``.
+
+        The behaviours (``keys``, ``side``) may have batch 1 against N queries (one user's sequence against N
+        candidates, the ``rank`` signature): their own part, e · (W1 + W3) + s · W5, is then computed once.
+        """
         keys, query = inputs['keys'], inputs['query']
         d = keys.shape[-1]
         w1, w2, w3, w4, w5 = (self.kernel[:d], self.kernel[d:2 * d], self.kernel[2 * d:3 * d],
                               self.kernel[3 * d:4 * d], self.kernel[4 * d:])
         per_example = tf.matmul(query, w2 - w3) + self.bias                          # v·(W2 − W3) + b: [B, H]
-        per_step = [keys, keys * query[:, tf.newaxis, :]]                           # e, e ⊙ v
-        step_kernel = [w1 + w3, w4]
+        behaviour, behaviour_kernel = [keys], [w1 + w3]                             # e·(W1 + W3) + s·W5
         if 'side' in inputs:
-            per_step.append(inputs['side'])
-            step_kernel.append(w5)
-        hidden = _dense_3d(tf.concat(per_step, axis=-1), tf.concat(step_kernel, axis=0))
-        return hidden + per_example[:, tf.newaxis, :]
+            behaviour.append(inputs['side'])
+            behaviour_kernel.append(w5)
+        per_step = _dense_3d(tf.concat(behaviour, axis=-1), tf.concat(behaviour_kernel, axis=0))
+        interaction = _dense_3d(keys * query[:, tf.newaxis, :], w4)                  # (e ⊙ v)·W4
+        return per_step + interaction + per_example[:, tf.newaxis, :]
 
     def call(self, inputs, mask, training=None):
         hidden = apply_activation(self.first_activation, self.first_layer(inputs), training=training, mask=mask)
@@ -90,9 +99,9 @@ def _dense_3d(x, kernel):
 
 
 class AttentionPooling(tf.keras.layers.Layer):
-    """v_U(A) = Σ_j a(e_j, v_A) · e_j over valid steps, no softmax.
+    """v_U(A) = Σ_j a(e_j, v_A) · [e_j, s_j] over valid steps, no softmax.
 
-    ``call(inputs, mask, training=None) → (pooled [B, d], weights [B, L])`` with ``inputs`` as for
+    ``call(inputs, mask, training=None) → (pooled [B, d + d_s], weights [B, L])`` with ``inputs`` as for
     :class:`ActivationUnit`; the weights are returned for inspection.
     """
 
@@ -104,7 +113,9 @@ class AttentionPooling(tf.keras.layers.Layer):
 
     def call(self, inputs, mask, training=None):
         weights = self.unit(inputs, mask=mask, training=training)
-        return tf.einsum('bl,bld->bd', weights, inputs['keys']), weights
+        values = inputs['keys'] if 'side' not in inputs else tf.concat([inputs['keys'], inputs['side']], axis=-1)
+        # [B, 1, L] · [B or 1, L, d]: the behaviours broadcast against the weights of N candidates.
+        return tf.squeeze(tf.matmul(weights[:, tf.newaxis, :], values), axis=1), weights
 
     def get_config(self):
         return {**super().get_config(), 'hidden_units': self.hidden_units, 'activation': self.activation}

@@ -53,10 +53,25 @@ def test_padded_steps_never_change_the_outputs(training):
 def test_pooling_is_the_weighted_sum_without_softmax():
     inputs, mask = _inputs()
     pooled, weights = AttentionPooling((8, 4))(inputs, mask=mask, training=True)
-    np.testing.assert_allclose(pooled, np.einsum('bl,bld->bd', weights.numpy(), inputs['keys']), rtol=1e-5,
-                               atol=1e-6)
+    behaviours = np.concatenate([inputs['keys'], inputs['side']], axis=-1)  # [e_j, s_j]
+    np.testing.assert_allclose(pooled, np.einsum('bl,bld->bd', weights.numpy(), behaviours), rtol=1e-5, atol=1e-6)
     sums = weights.numpy()[mask.sum(axis=1) > 1].sum(axis=1)
     assert np.all(np.abs(sums - 1.0) > 1e-3), 'weights look softmax-normalised'
+
+
+def test_one_sequence_against_many_queries_equals_the_repeated_sequence():
+    """Keys of batch 1 against N queries (the ``rank`` signature) = the keys repeated N times."""
+    inputs, mask = _inputs()
+    pooling = AttentionPooling((8, 4))
+    one = {'keys': inputs['keys'][4:5], 'side': inputs['side'][4:5], 'query': inputs['query']}  # 5 valid steps
+    rows = len(inputs['query'])
+    repeated = {name: np.repeat(value, rows, axis=0) for name, value in one.items() if name != 'query'}
+    broadcast, broadcast_weights = pooling(one, mask=mask[4:5], training=False)
+    tiled, tiled_weights = pooling({**repeated, 'query': inputs['query']}, mask=np.repeat(mask[4:5], rows, axis=0),
+                                   training=False)
+    np.testing.assert_allclose(broadcast, tiled, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(broadcast_weights, tiled_weights, rtol=1e-5, atol=1e-6)
+    assert broadcast.shape[0] == rows and np.std(broadcast.numpy()[:, 0]) > 1e-4
 
 
 def test_duplicated_behaviour_doubles_its_contribution():

@@ -1,0 +1,177 @@
+"""The SavedModel a trained model is served from: raw tf.Examples in, click probabilities out.
+
+The Transform graph is inside, so clients send raw features. Signatures (the contract of
+:mod:`serving.signatures`):
+
+* ``serving_default(examples [N]) → probabilities [N]``: one full example per impression.
+* ``rank(context [], candidates [N]) → probabilities [N]``: one request, N candidates. The context example holds
+  the user, the behaviour sequence and the request context (the spec's :attr:`context_columns`), each candidate
+  example the item features (:attr:`candidate_columns`). The context is parsed and transformed once, and the
+  model's ``rank`` computes its user part once (the model split of DUPN, seed ``001`` §4.2). Equal to
+  ``serving_default`` on the joined examples.
+* ``classification(inputs [N]) → classes, scores [N, 2]`` and ``regression(inputs [N]) → outputs [N]``: the
+  same probabilities under TF Serving's Classify and Regress APIs (class "1" is a click).
+
+``assets.extra/tf_serving_warmup_requests`` holds one request per signature on logged examples, in TF Serving's
+warmup format (PredictionLog records): TF Serving, and our server, replay it before serving the version.
+"""
+
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2, regression_pb2
+
+from feature_spec import schema as schema_lib
+from feature_spec import spec as spec_lib
+from feature_spec.model_inputs import ITEM
+from serving import signatures
+from serving.examples import split_for_rank
+
+WARMUP_BATCH = 64
+SAMPLE_PREDICTIONS = 'sample_predictions.json'
+
+
+class ServingModel(tf.Module):
+    """Raw serialized tf.Examples → Transform graph → model → click probabilities, under every signature."""
+
+    def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
+                 data_format: str):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        parsing = schema_lib.serving_feature_spec(spec, data_format)
+        self._parsing = parsing
+        self._context_parsing = {name: parsing[name] for name in spec.context_columns}
+        self._candidate_parsing = {name: parsing[name] for name in spec.candidate_columns}
+        self._candidate_features = tuple(c.name for c in spec.features if c.group == ITEM)
+
+    def _probabilities(self, serialized):
+        raw = tf.io.parse_example(serialized, self._parsing)
+        return tf.reshape(self.model(self.tft_layer(raw), training=False)[signatures.PROBABILITIES], [-1])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
+    def serve(self, examples):
+        return {signatures.PROBABILITIES: self._probabilities(examples)}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=signatures.CONTEXT),
+                                  tf.TensorSpec([None], tf.string, name=signatures.CANDIDATES)])
+    def rank(self, context, candidates):
+        context_raw = tf.io.parse_example(context[tf.newaxis], self._context_parsing)
+        candidate_raw = tf.io.parse_example(candidates, self._candidate_parsing)
+        count = tf.shape(candidates)[0]
+        # Transform runs row by row, so each part is transformed with placeholder values in the other part's
+        # columns, and only its own outputs are kept.
+        context_features = self.tft_layer({**_placeholders(self._candidate_parsing, 1), **context_raw})
+        candidate_features = self.tft_layer({**_placeholders(self._context_parsing, count), **candidate_raw})
+        context_features = {k: v for k, v in context_features.items() if k not in self._candidate_features}
+        candidate_features = {k: candidate_features[k] for k in self._candidate_features}
+        outputs = self.model.rank(context_features, candidate_features)
+        return {signatures.PROBABILITIES: tf.reshape(outputs[signatures.PROBABILITIES], [-1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CLASSIFY_INPUTS)])
+    def classify(self, inputs):
+        probabilities = self._probabilities(inputs)
+        classes = tf.constant([[b'0', b'1']])
+        return {signatures.CLASSIFY_CLASSES: tf.tile(classes, [tf.shape(inputs)[0], 1]),
+                signatures.CLASSIFY_SCORES: tf.stack([1.0 - probabilities, probabilities], axis=1)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.REGRESS_INPUTS)])
+    def regress(self, inputs):
+        return {signatures.REGRESS_OUTPUTS: self._probabilities(inputs)}
+
+    def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+        return {signatures.PREDICT: self.serve, signatures.RANK: self.rank,
+                signatures.CLASSIFY: self.classify, signatures.REGRESS: self.regress}
+
+
+def _placeholders(parsing: Dict, rows) -> Dict[str, tf.Tensor]:
+    """Placeholder raw features for ``rows`` examples: zeros or empty strings, empty lists."""
+    result = {}
+    for name, feature in parsing.items():
+        if isinstance(feature, tf.io.VarLenFeature):
+            result[name] = tf.SparseTensor(tf.zeros([0, 2], tf.int64), tf.zeros([0], feature.dtype),
+                                           tf.stack([tf.cast(rows, tf.int64), tf.constant(0, tf.int64)]))
+        else:
+            result[name] = tf.zeros(tf.stack([rows, *feature.shape]), feature.dtype)
+    return result
+
+
+def read_examples(file_pattern: str, count: int) -> List[bytes]:
+    """The first ``count`` serialized records of the TFRecord files matching ``file_pattern``."""
+    files = sorted(tf.io.gfile.glob(file_pattern))
+    return [record.numpy() for record in tf.data.TFRecordDataset(files).take(count)]
+
+
+def predict_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
+                       data_format: str, serialized: Sequence[bytes]) -> np.ndarray:
+    """Probabilities computed eagerly in this process: parse, Transform, model — outside any SavedModel."""
+    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, data_format))
+    transformed = tft_output.transform_raw_features(raw, drop_unused_features=True)
+    return model(transformed, training=False)[signatures.PROBABILITIES].numpy().reshape(-1)
+
+
+def write_sample_predictions(model, tft_output, spec, data_format, serialized: Sequence[bytes], out_dir: str) -> str:
+    """Records raw examples and their in-process predictions (``sample_predictions.json``), to check exported models
+    against."""
+    predictions = predict_in_process(model, tft_output, spec, data_format, serialized)
+    path = os.path.join(out_dir, SAMPLE_PREDICTIONS)
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(path, 'w') as f:
+        json.dump({'examples': [s.hex() for s in serialized], 'probabilities': predictions.tolist()}, f)
+    return path
+
+
+def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
+                         data_format: str, export_dir: str, warmup_examples: Sequence[bytes] = ()) -> ServingModel:
+    """Writes the SavedModel (every signature, TF Serving's method names, and the warmup requests when
+    ``warmup_examples`` are given); returns the in-process serving module."""
+    serving = ServingModel(model, tft_output, spec, data_format)
+    tf.saved_model.save(serving, export_dir, signatures=serving.signatures())
+    signatures.set_method_names(export_dir)
+    if warmup_examples:
+        write_warmup_requests(export_dir, warmup_requests(warmup_examples, spec))
+    return serving
+
+
+def warmup_requests(examples: Sequence[bytes], spec: spec_lib.FeatureSpec) -> List[prediction_log_pb2.PredictionLog]:
+    """One warmup request per signature: Predict on one example and on a batch, rank of a batch of candidates
+    against the first example's context, Classify and Regress on the batch."""
+    batch = list(examples[:WARMUP_BATCH])
+    context = split_for_rank(batch[0], spec)[0].SerializeToString()
+    candidates = [split_for_rank(e, spec)[1].SerializeToString() for e in batch]
+    logs = []
+    for size in sorted({1, len(batch)}):
+        request = _predict_request(signatures.PREDICT, {signatures.EXAMPLES: batch[:size]})
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    request = _predict_request(signatures.RANK, {signatures.CONTEXT: context, signatures.CANDIDATES: candidates})
+    logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    example_list = [tf.train.Example.FromString(e) for e in batch]
+    classify = classification_pb2.ClassificationRequest(
+        model_spec=model_pb2.ModelSpec(signature_name=signatures.CLASSIFY))
+    classify.input.example_list.examples.extend(example_list)
+    logs.append(prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=classify)))
+    regress = regression_pb2.RegressionRequest(model_spec=model_pb2.ModelSpec(signature_name=signatures.REGRESS))
+    regress.input.example_list.examples.extend(example_list)
+    logs.append(prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=regress)))
+    return logs
+
+
+def _predict_request(signature: str, inputs: Dict) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array(value, dtype=object), dtype=tf.string))
+    return request
+
+
+def write_warmup_requests(export_dir: str, logs: Sequence[prediction_log_pb2.PredictionLog]) -> str:
+    """Writes ``logs`` to ``export_dir/assets.extra/tf_serving_warmup_requests`` (a TFRecord file)."""
+    path = os.path.join(export_dir, signatures.WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return path

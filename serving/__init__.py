@@ -1,6 +1,11 @@
 """Serving: the SavedModel contract (:mod:`serving.signatures`), a TF-Serving-API model server
-(:mod:`serving.server`, gRPC and REST) and a client (:mod:`serving.client`) that talks to it or to real TF Serving."""
+(:mod:`serving.server`, gRPC and REST) and a client (:mod:`serving.client`) that talks to it or to real TF Serving.
 
-from feature_spec import ensure_legacy_keras
+The server needs TensorFlow and ``tensorflow-serving-api`` only, not the rest of this project; the client's
+example readers use the feature spec. Keras 2 is asked for (as everywhere in this project) in case a model's
+custom objects are loaded here.
+"""
 
-ensure_legacy_keras()
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')

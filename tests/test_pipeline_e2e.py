@@ -2,11 +2,15 @@
 
 * The pushed model sits in the TF Serving layout and loads in a fresh process that never imports this project;
   its predictions equal the Trainer's in-process predictions on the same raw examples (1e-5).
+* The pushed model, served by our TF-Serving-API server over gRPC and REST, answers the client with the Trainer's
+  in-process scores; ``rank`` equals ``serving_default`` on the joined examples; GetModelMetadata lists the four
+  signatures and their inputs; the version carries TF Serving's warmup file.
 * The Evaluator's GAUC equals the GAUC of the pushed model's predictions computed here from its definition.
 * A data file without the label column is rejected before any component runs, naming the column; a CSV with a
   string in a numeric column is stopped by ExampleValidator, naming the feature.
 """
 
+import base64
 import csv
 import glob
 import json
@@ -14,12 +18,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import urllib.request
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from feature_spec import spec as spec_lib
 from rec_models.metrics import gauc
+from serving import model_manager, signatures
+from serving.client import ServingClient
+from serving.examples import split_for_rank
+from serving.server import ModelServer, ServerOptions
 from tfx_pipeline import data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,19 +100,62 @@ def test_pushed_model_serves_in_a_fresh_process_like_the_trainer(pipeline_run):
     assert serving_root == str(tmp_path / 'runs' / 'e2e' / 'serving' / 'din')
     assert os.path.basename(pushed).isdigit()  # <model>/<version>/, TF Serving's layout
 
-    [sample_file] = glob.glob(str(tmp_path / 'runs' / 'e2e' / 'pipeline' / 'Trainer' / 'model_run' / '*' /
-                                  'sample_predictions.json'))
-    with open(sample_file) as f:
-        sample = json.load(f)
+    examples, expected = _sample(tmp_path)
     examples_file = tmp_path / 'examples.json'
-    examples_file.write_text(json.dumps(sample['examples']))
+    examples_file.write_text(json.dumps([e.hex() for e in examples]))
     scored = subprocess.run([sys.executable, '-c', FRESH_PROCESS_SCORER, pushed, str(examples_file)],
                             cwd=str(tmp_path), env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'},
                             capture_output=True, text=True, timeout=300, check=False)
     assert scored.returncode == 0, scored.stderr[-3000:]
     fresh = np.array(json.loads(scored.stdout.strip().splitlines()[-1]))
-    assert len(fresh) == len(sample['probabilities']) > 100
-    np.testing.assert_allclose(fresh, sample['probabilities'], atol=1e-5, rtol=0)
+    assert len(fresh) == len(expected) > 100
+    np.testing.assert_allclose(fresh, expected, atol=1e-5, rtol=0)
+
+
+def _sample(tmp_path):
+    [sample_file] = glob.glob(str(tmp_path / 'runs' / 'e2e' / 'pipeline' / 'Trainer' / 'model_run' / '*' /
+                                  'sample_predictions.json'))
+    with open(sample_file) as f:
+        sample = json.load(f)
+    return [bytes.fromhex(h) for h in sample['examples']], np.array(sample['probabilities'])
+
+
+def test_served_over_grpc_and_rest_with_the_trainers_scores(pipeline_run):
+    summary, tmp_path, _ = pipeline_run
+    examples, expected = _sample(tmp_path)
+    pushed = summary['pushed_model']
+    assert os.path.exists(os.path.join(pushed, signatures.WARMUP_FILE))
+    version = int(os.path.basename(pushed))
+    config = model_manager.config_from_flags('din', os.path.dirname(pushed))
+    spec = spec_lib.load(os.path.join(REPO, 'feature_spec', 'specs', 'synthetic.yaml'))
+    with ModelServer(config, ServerOptions(port=0, rest_api_port=-1, host='localhost')) as server, \
+            ServingClient(f'localhost:{server.grpc_port}', 'din', timeout_s=60) as client:
+        served = client.predict(examples)
+        assert served.version == version
+        np.testing.assert_allclose(served.scores, expected, atol=1e-5, rtol=0)
+
+        context, _ = split_for_rank(examples[0], spec)
+        candidates = [split_for_rank(e, spec)[1] for e in examples[:50]]
+        joined = []
+        for candidate in candidates:
+            example = tf.train.Example()
+            example.CopyFrom(context)
+            example.MergeFrom(candidate)
+            joined.append(example)
+        np.testing.assert_allclose(client.rank(context, candidates).scores, client.predict(joined).scores,
+                                   atol=1e-5, rtol=0)
+        np.testing.assert_allclose(client.classify(examples[:20]).scores[:, 1], expected[:20], atol=1e-5, rtol=0)
+
+        defs = client.metadata().signature_defs
+        assert set(defs) >= {signatures.PREDICT, signatures.RANK, signatures.CLASSIFY, signatures.REGRESS}
+        assert set(defs[signatures.RANK].inputs) == {signatures.CONTEXT, signatures.CANDIDATES}
+        assert set(defs[signatures.PREDICT].inputs) == {signatures.EXAMPLES}
+
+        body = json.dumps({'instances': [{'b64': base64.b64encode(e).decode()} for e in examples[:5]]}).encode()
+        url = f'http://localhost:{server.rest_port}/v1/models/din:predict'
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, method='POST'), timeout=60) as response:
+            predictions = json.load(response)['predictions']
+        np.testing.assert_allclose(predictions, expected[:5], atol=1e-5, rtol=0)
 
 
 def test_evaluator_gauc_matches_its_definition(pipeline_run, tiny_data):

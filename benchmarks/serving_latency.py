@@ -32,7 +32,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # pylint: disable=wrong-import-position
 
 from serving import signatures  # pylint: disable=wrong-import-position
-from serving.examples import split_for_rank  # pylint: disable=wrong-import-position
+from serving.examples import join_for_rank, split_for_rank  # pylint: disable=wrong-import-position
 from tfx_pipeline import data, experiment, export, trainer  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
 
@@ -60,7 +60,7 @@ def main(argv=None):
 
     context, _ = split_for_rank(examples[0], prepared.spec)
     candidates = [split_for_rank(e, prepared.spec)[1] for e in examples]
-    joined = [_joined(context, c) for c in candidates]
+    joined = [join_for_rank(context, c) for c in candidates]
     inputs = {
         signatures.PREDICT: lambda n: {signatures.EXAMPLES: [e.SerializeToString() for e in joined[:n]]},
         signatures.RANK: lambda n: {signatures.CONTEXT: context.SerializeToString(),
@@ -104,13 +104,6 @@ def _train_and_push(prepared, args, workdir, examples) -> str:
     export.export_serving_model(model, prepared.tft_output, prepared.spec, 'tfrecord', os.path.join(base_path, '1'),
                                 warmup_examples=examples)
     return base_path
-
-
-def _joined(context: tf.train.Example, candidate: tf.train.Example) -> tf.train.Example:
-    example = tf.train.Example()
-    example.CopyFrom(context)
-    example.MergeFrom(candidate)
-    return example
 
 
 def _request(signature: str, inputs) -> predict_pb2.PredictRequest:

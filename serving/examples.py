@@ -140,6 +140,16 @@ def split_for_rank(example: Union[tf.train.Example, bytes],
     return parts[0], parts[1]
 
 
+def join_for_rank(context: Union[tf.train.Example, bytes],
+                  candidate: Union[tf.train.Example, bytes]) -> tf.train.Example:
+    """The inverse of :func:`split_for_rank`: the full example of one candidate in one context (the candidate's
+    features win where both hold a column), which ``serving_default`` scores as ``rank`` scores the pair."""
+    joined = tf.train.Example()
+    for part in (context, candidate):
+        joined.MergeFrom(tf.train.Example.FromString(part) if isinstance(part, bytes) else part)
+    return joined
+
+
 def file_format(path: str) -> str:
     """The format of ``path`` by its suffix (:data:`SUFFIXES`, optionally followed by ``.gz``)."""
     stem = path[:-len(GZIP_SUFFIX)] if path.endswith(GZIP_SUFFIX) else path

@@ -13,9 +13,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from feature_spec import schema as schema_lib
+from feature_spec import transform
 from rec_models import registry
 from serving import signatures
-from serving.examples import split_for_rank
+from serving.examples import join_for_rank, split_for_rank
 from tfx_pipeline import export, trainer
 from tfx_pipeline.config import TrainingConfig
 
@@ -26,12 +28,6 @@ def _randomise(model, seed=0):
     rng = np.random.default_rng(seed)
     for variable in model.trainable_variables:
         variable.assign(rng.normal(0.0, 0.15, variable.shape).astype(np.float32))
-
-
-def _joined(context: bytes, candidate: bytes) -> bytes:
-    example = tf.train.Example.FromString(context)
-    example.MergeFrom(tf.train.Example.FromString(candidate))
-    return example.SerializeToString()
 
 
 @pytest.fixture(name='logged', scope='module')
@@ -65,12 +61,29 @@ def test_rank_equals_serving_default_on_the_joined_examples(exported, logged, pr
     ranked = []
     for row in (0, 45, 101):  # different requests (a page of 10 shares one context)
         context = split_for_rank(logged[row], spec)[0].SerializeToString()
-        joined = [_joined(context, c) for c in candidates]
+        joined = [join_for_rank(context, c).SerializeToString() for c in candidates]
         expected = loaded.signatures[signatures.PREDICT](examples=tf.constant(joined))[signatures.PROBABILITIES]
         scores = loaded.signatures[signatures.RANK](context=tf.constant(context), candidates=tf.constant(candidates))
         np.testing.assert_allclose(scores[signatures.PROBABILITIES].numpy(), expected.numpy(), atol=1e-5, rtol=0)
         ranked.append(scores[signatures.PROBABILITIES].numpy())
     assert np.abs(ranked[0] - ranked[1]).max() > 1e-3  # the context is used, not a placeholder
+
+
+def test_lists_joined_for_a_csv_trained_model_read_back_as_the_typed_lists(logged, prepared_small):
+    spec = prepared_small.spec
+    names = export._joined_lists(spec, schema_lib.CSV)  # pylint: disable=protected-access
+    assert set(names) == {c.source for c in spec.features if c.sequence}
+    empty = tf.train.Example.FromString(logged[0])
+    for name in names:
+        empty.features.feature[name].CopyFrom(tf.train.Feature(int64_list=tf.train.Int64List()))
+    batch = tf.constant(logged[:40] + [empty.SerializeToString()])
+    raw = tf.io.parse_example(batch, schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
+    joined = export._join_lists(raw, names)  # pylint: disable=protected-access
+    for name in names:
+        typed = tf.RaggedTensor.from_sparse(raw[name]).to_list()
+        assert joined[name].dtype == tf.string and joined[name].dense_shape.numpy().tolist() == [41, 1]
+        assert transform._sequence(joined[name], raw[name].dtype).to_list() == typed  # pylint: disable=protected-access
+        assert typed[-1] == [] and len(typed[0]) > 0
 
 
 def test_classify_and_regress_signatures(exported, logged):

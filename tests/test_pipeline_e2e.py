@@ -6,6 +6,8 @@
   in-process scores; ``rank`` equals ``serving_default`` on the joined examples; GetModelMetadata lists the four
   signatures and their inputs; the version carries TF Serving's warmup file.
 * The Evaluator's GAUC equals the GAUC of the pushed model's predictions computed here from its definition.
+* A model trained from CSV serves the same typed tf.Examples (the TFRecord rows of the same data) with its
+  Trainer's in-process scores, carries its warmup file, and ranks like ``serving_default``.
 * A data file without the label column is rejected before any component runs, naming the column; a CSV with a
   string in a numeric column is stopped by ExampleValidator, naming the feature.
 """
@@ -20,6 +22,7 @@ import sys
 import textwrap
 import urllib.request
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -27,8 +30,8 @@ import tensorflow as tf
 from feature_spec import spec as spec_lib
 from rec_models.metrics import gauc
 from serving import model_manager, signatures
-from serving.client import ServingClient
-from serving.examples import split_for_rank
+from serving.client import ServingClient, ServingError
+from serving.examples import join_for_rank, split_for_rank
 from serving.server import ModelServer, ServerOptions
 from tfx_pipeline import data
 
@@ -136,12 +139,7 @@ def test_served_over_grpc_and_rest_with_the_trainers_scores(pipeline_run):
 
         context, _ = split_for_rank(examples[0], spec)
         candidates = [split_for_rank(e, spec)[1] for e in examples[:50]]
-        joined = []
-        for candidate in candidates:
-            example = tf.train.Example()
-            example.CopyFrom(context)
-            example.MergeFrom(candidate)
-            joined.append(example)
+        joined = [join_for_rank(context, candidate) for candidate in candidates]
         np.testing.assert_allclose(client.rank(context, candidates).scores, client.predict(joined).scores,
                                    atol=1e-5, rtol=0)
         np.testing.assert_allclose(client.classify(examples[:20]).scores[:, 1], expected[:20], atol=1e-5, rtol=0)
@@ -150,6 +148,17 @@ def test_served_over_grpc_and_rest_with_the_trainers_scores(pipeline_run):
         assert set(defs) >= {signatures.PREDICT, signatures.RANK, signatures.CLASSIFY, signatures.REGRESS}
         assert set(defs[signatures.RANK].inputs) == {signatures.CONTEXT, signatures.CANDIDATES}
         assert set(defs[signatures.PREDICT].inputs) == {signatures.EXAMPLES}
+
+        missing, wrong_type = (tf.train.Example.FromString(examples[0]) for _ in range(2))
+        del missing.features.feature['hist_item_id']
+        wrong_type.features.feature['price'].Clear()
+        wrong_type.features.feature['price'].bytes_list.value.append(b'cheap')
+        for bad, named in ((b'\x0a\xff garbage', None), (missing, 'hist_item_id'), (wrong_type, 'price')):
+            with pytest.raises(ServingError) as error:
+                client.predict([bad])
+            assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT, error.value
+            assert named is None or named in error.value.details
+        np.testing.assert_allclose(client.predict(examples[:3]).scores, expected[:3], atol=1e-5, rtol=0)
 
         body = json.dumps({'instances': [{'b64': base64.b64encode(e).decode()} for e in examples[:5]]}).encode()
         url = f'http://localhost:{server.rest_port}/v1/models/din:predict'
@@ -206,3 +215,28 @@ def test_string_in_numeric_column_is_stopped_by_example_validator(tiny_data, tmp
     assert 'the data does not match the feature spec' in result.stderr
     assert 'train/price:' in result.stderr
     assert 'Component Transform is running' not in result.stderr
+
+
+def test_model_trained_from_csv_serves_typed_examples(tiny_data, tmp_path):
+    result = _run_cli('run', '--config', _config(tmp_path, tiny_data, 'from_csv', data_format='csv', epochs=1))
+    assert result.returncode == 0, result.stderr[-5000:]
+    pushed = json.loads(result.stdout.strip().splitlines()[-1])['pushed_model']
+    assert os.path.exists(os.path.join(pushed, signatures.WARMUP_FILE))
+    [sample_file] = glob.glob(str(tmp_path / 'runs' / 'from_csv' / 'pipeline' / 'Trainer' / 'model_run' / '*' /
+                                  'sample_predictions.json'))
+    with open(sample_file) as f:
+        expected = np.array(json.load(f)['probabilities'])
+    files = sorted(glob.glob(str(tiny_data / 'tfrecord' / 'test' / '*')))
+    typed = [r.numpy() for r in tf.data.TFRecordDataset(files).take(len(expected))]  # the same rows as the CSV's
+    model = tf.saved_model.load(pushed)
+    scores = model.signatures['serving_default'](examples=tf.constant(typed))['probabilities'].numpy()
+    np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
+
+    spec = spec_lib.load(os.path.join(REPO, 'feature_spec', 'specs', 'synthetic.yaml'))
+    context, _ = split_for_rank(typed[30], spec)
+    candidates = [split_for_rank(e, spec)[1] for e in typed[:20]]
+    joined = [join_for_rank(context, candidate).SerializeToString() for candidate in candidates]
+    ranked = model.signatures['rank'](context=tf.constant(context.SerializeToString()),
+                                      candidates=tf.constant([c.SerializeToString() for c in candidates]))
+    served = model.signatures['serving_default'](examples=tf.constant(joined))
+    np.testing.assert_allclose(ranked['probabilities'].numpy(), served['probabilities'].numpy(), atol=1e-5, rtol=0)

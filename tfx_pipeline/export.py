@@ -1,6 +1,8 @@
 """The SavedModel a trained model is served from: raw tf.Examples in, click probabilities out.
 
-The Transform graph is inside, so clients send raw features. Signatures (the contract of
+The Transform graph is inside, so clients send raw features: typed tf.Examples (list columns as int64, float or
+bytes lists), whatever the format of the training data. For a model trained on CSV, whose Transform reads a list as
+one space-separated string, the lists are joined into that form inside the graph. Signatures (the contract of
 :mod:`serving.signatures`):
 
 * ``serving_default(examples [N]) → probabilities [N]``: one full example per impression.
@@ -16,9 +18,11 @@ The Transform graph is inside, so clients send raw features. Signatures (the con
 warmup format (PredictionLog records): TF Serving, and our server, replay it before serving the version.
 """
 
+import functools
+import itertools
 import json
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +33,7 @@ from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from feature_spec.model_inputs import ITEM
 from serving import signatures
-from serving.examples import split_for_rank
+from serving.examples import read_csv, split_for_rank
 
 WARMUP_BATCH = 64
 SAMPLE_PREDICTIONS = 'sample_predictions.json'
@@ -43,15 +47,19 @@ class ServingModel(tf.Module):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
-        parsing = schema_lib.serving_feature_spec(spec, data_format)
+        parsing = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
         self._parsing = parsing
+        self._joined_lists = _joined_lists(spec, data_format)
         self._context_parsing = {name: parsing[name] for name in spec.context_columns}
         self._candidate_parsing = {name: parsing[name] for name in spec.candidate_columns}
         self._candidate_features = tuple(c.name for c in spec.features if c.group == ITEM)
 
+    def _transform(self, raw):
+        return self.tft_layer(_join_lists(raw, self._joined_lists))
+
     def _probabilities(self, serialized):
         raw = tf.io.parse_example(serialized, self._parsing)
-        return tf.reshape(self.model(self.tft_layer(raw), training=False)[signatures.PROBABILITIES], [-1])
+        return tf.reshape(self.model(self._transform(raw), training=False)[signatures.PROBABILITIES], [-1])
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
     def serve(self, examples):
@@ -65,8 +73,8 @@ class ServingModel(tf.Module):
         count = tf.shape(candidates)[0]
         # Transform runs row by row, so each part is transformed with placeholder values in the other part's
         # columns, and only its own outputs are kept.
-        context_features = self.tft_layer({**_placeholders(self._candidate_parsing, 1), **context_raw})
-        candidate_features = self.tft_layer({**_placeholders(self._context_parsing, count), **candidate_raw})
+        context_features = self._transform({**_placeholders(self._candidate_parsing, 1), **context_raw})
+        candidate_features = self._transform({**_placeholders(self._context_parsing, count), **candidate_raw})
         context_features = {k: v for k, v in context_features.items() if k not in self._candidate_features}
         candidate_features = {k: candidate_features[k] for k in self._candidate_features}
         outputs = self.model.rank(context_features, candidate_features)
@@ -88,6 +96,32 @@ class ServingModel(tf.Module):
                 signatures.CLASSIFY: self.classify, signatures.REGRESS: self.regress}
 
 
+def _joined_lists(spec: spec_lib.FeatureSpec, data_format: str) -> Tuple[str, ...]:
+    """The serving columns that are typed lists in a tf.Example but space-separated strings in ``data_format``."""
+    typed = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
+    native = schema_lib.serving_feature_spec(spec, data_format)
+    return tuple(name for name, feature in typed.items() if native[name].dtype != feature.dtype)
+
+
+def _join_lists(raw: Dict, names: Sequence[str]) -> Dict:
+    """``raw`` with each list column of ``names`` as CSV holds it: one space-separated string per row, absent (no
+    value) for an empty list — what CsvExampleGen produced for the Transform graph to read."""
+    if not names:
+        return raw
+    raw = dict(raw)
+    for name in names:
+        lists = tf.RaggedTensor.from_sparse(raw[name])
+        if lists.dtype != tf.string:  # floats in full precision, which the Transform's string-to-number reads back
+            text = functools.partial(tf.strings.as_string, **({} if lists.dtype.is_integer else
+                                                            {'scientific': True, 'precision': 9}))
+            lists = tf.ragged.map_flat_values(text, lists)
+        joined = tf.strings.reduce_join(lists, axis=1, separator=' ')
+        present = tf.where(lists.row_lengths() > 0)
+        raw[name] = tf.SparseTensor(tf.concat([present, tf.zeros_like(present)], axis=1),
+                                    tf.gather_nd(joined, present), tf.stack([lists.nrows(), tf.constant(1, tf.int64)]))
+    return raw
+
+
 def _placeholders(parsing: Dict, rows) -> Dict[str, tf.Tensor]:
     """Placeholder raw features for ``rows`` examples: zeros or empty strings, empty lists."""
     result = {}
@@ -100,17 +134,23 @@ def _placeholders(parsing: Dict, rows) -> Dict[str, tf.Tensor]:
     return result
 
 
-def read_examples(file_pattern: str, count: int) -> List[bytes]:
-    """The first ``count`` serialized records of the TFRecord files matching ``file_pattern``."""
+def read_examples(file_pattern: str, count: int, spec: spec_lib.FeatureSpec = None,
+                  data_format: str = schema_lib.TFRECORD) -> List[bytes]:
+    """The first ``count`` examples of the files matching ``file_pattern``, serialized as served (typed lists):
+    TFRecord records as they are, CSV rows (with a header) converted by the spec."""
     files = sorted(tf.io.gfile.glob(file_pattern))
-    return [record.numpy() for record in tf.data.TFRecordDataset(files).take(count)]
+    if data_format == schema_lib.TFRECORD:
+        return [record.numpy() for record in tf.data.TFRecordDataset(files).take(count)]
+    rows = (row for path in files for row in read_csv(path, spec))
+    return list(itertools.islice(rows, count))
 
 
 def predict_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
                        data_format: str, serialized: Sequence[bytes]) -> np.ndarray:
     """Probabilities computed eagerly in this process: parse, Transform, model — outside any SavedModel."""
-    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, data_format))
-    transformed = tft_output.transform_raw_features(raw, drop_unused_features=True)
+    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
+    transformed = tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
+                                                    drop_unused_features=True)
     return model(transformed, training=False)[signatures.PROBABILITIES].numpy().reshape(-1)
 
 

@@ -64,8 +64,7 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
     transform.add_upstream_node(gate)
 
     custom_config = {'feature_spec': spec_path, 'data_format': data.format, 'training': config.training.to_dict()}
-    if data.format == schema_lib.TFRECORD:
-        custom_config['sample_examples'] = os.path.abspath(data.split_pattern('test'))
+    custom_config['sample_examples'] = os.path.abspath(data.split_pattern('test'))
     trainer = tfx.components.Trainer(
         run_fn='tfx_pipeline.trainer.run_fn',
         examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],

@@ -19,7 +19,6 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 
 from feature_spec import resolve  # pylint: disable=wrong-import-position
-from feature_spec import schema as schema_lib  # pylint: disable=wrong-import-position
 from feature_spec import spec as spec_lib  # pylint: disable=wrong-import-position
 from rec_models import registry  # pylint: disable=wrong-import-position
 from tfx_pipeline import export  # pylint: disable=wrong-import-position
@@ -96,7 +95,7 @@ def run_fn(fn_args):
     model, _ = train(spec, tft_output, fn_args.train_files, fn_args.eval_files, config,
                      log_dir=fn_args.model_run_dir)
     sample = fn_args.custom_config.get('sample_examples')
-    examples = export.read_examples(sample, SAMPLE_COUNT) if sample and data_format == schema_lib.TFRECORD else []
+    examples = export.read_examples(sample, SAMPLE_COUNT, spec, data_format) if sample else []
     export.export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
                                 warmup_examples=examples)
     if examples:

@@ -45,8 +45,11 @@ class Dice(tf.keras.layers.Layer):
                 self.momentum * self.moving_variance + (1.0 - self.momentum) * variance)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        p = tf.sigmoid((x - mean) / tf.sqrt(variance + self.epsilon))
-        return p * x + (1.0 - p) * self.alpha * x
+        # p·s + (1 − p)·α·s = s·(α + (1 − α)·p), with (s − E)/sqrt(Var + ε) = s·r − E·r: per channel, r and E·r
+        # are vectors, so each element costs 5 operations instead of 8 (Dice dominates DIN's serving time).
+        scale = tf.math.rsqrt(variance + self.epsilon)
+        p = tf.sigmoid(x * scale - mean * scale)
+        return x * (self.alpha + (1.0 - self.alpha) * p)
 
     @staticmethod
     def _batch_moments(x, mask):

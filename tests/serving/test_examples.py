@@ -131,6 +131,21 @@ def test_split_for_rank_partitions_the_served_columns(dataset, spec):
     assert set(spec.candidate_columns) == item_sources
 
 
+def test_join_for_rank_inverts_the_split_and_the_candidate_wins(dataset, spec):
+    records = list(examples_lib.read_examples(_shard(dataset, 'tfrecord', 'eval')))[:2]
+    served = set(spec.serving_columns)
+    for record in records:
+        joined = examples_lib.join_for_rank(*examples_lib.split_for_rank(record, spec))
+        full = tf.train.Example.FromString(record).features.feature
+        assert dict(joined.features.feature) == {name: full[name] for name in full if name in served}
+    other_context, _ = examples_lib.split_for_rank(records[1], spec)
+    _, candidate = examples_lib.split_for_rank(records[0], spec)
+    other_context.features.feature['item_id'].CopyFrom(
+        tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])))
+    joined = examples_lib.join_for_rank(other_context.SerializeToString(), candidate)
+    assert joined.features.feature['item_id'] == candidate.features.feature['item_id']
+
+
 def test_split_for_rank_follows_the_spec_groups(spec):
     with open(SPEC_PATH) as f:
         raw = yaml.safe_load(f)

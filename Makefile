@@ -28,7 +28,8 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 bench: install
-	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/train_throughput.py --model $(MODEL)
+	$(PY) benchmarks/serving_latency.py --model $(MODEL)
 
 models: install
 	$(PY) -m tfx_pipeline models

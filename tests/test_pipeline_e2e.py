@@ -33,7 +33,7 @@ from serving import model_manager, signatures
 from serving.client import ServingClient, ServingError
 from serving.examples import join_for_rank, split_for_rank
 from serving.server import ModelServer, ServerOptions
-from tfx_pipeline import data
+from tfx_pipeline import data, export
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRESH_PROCESS_SCORER = textwrap.dedent('''
@@ -150,10 +150,10 @@ def test_served_over_grpc_and_rest_with_the_trainers_scores(pipeline_run):
         assert set(defs[signatures.PREDICT].inputs) == {signatures.EXAMPLES}
 
         missing, wrong_type = (tf.train.Example.FromString(examples[0]) for _ in range(2))
-        del missing.features.feature['hist_item_id']
+        del missing.features.feature['age_bucket']  # a required scalar (a missing list is an empty one)
         wrong_type.features.feature['price'].Clear()
         wrong_type.features.feature['price'].bytes_list.value.append(b'cheap')
-        for bad, named in ((b'\x0a\xff garbage', None), (missing, 'hist_item_id'), (wrong_type, 'price')):
+        for bad, named in ((b'\x0a\xff garbage', None), (missing, 'age_bucket'), (wrong_type, 'price')):
             with pytest.raises(ServingError) as error:
                 client.predict([bad])
             assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT, error.value
@@ -217,6 +217,10 @@ def test_string_in_numeric_column_is_stopped_by_example_validator(tiny_data, tmp
     assert 'Component Transform is running' not in result.stderr
 
 
+def _impression_id(serialized: bytes) -> int:
+    return tf.train.Example.FromString(serialized).features.feature['impression_id'].int64_list.value[0]
+
+
 def test_model_trained_from_csv_serves_typed_examples(tiny_data, tmp_path):
     result = _run_cli('run', '--config', _config(tmp_path, tiny_data, 'from_csv', data_format='csv', epochs=1))
     assert result.returncode == 0, result.stderr[-5000:]
@@ -231,6 +235,14 @@ def test_model_trained_from_csv_serves_typed_examples(tiny_data, tmp_path):
     model = tf.saved_model.load(pushed)
     scores = model.signatures['serving_default'](examples=tf.constant(typed))['probabilities'].numpy()
     np.testing.assert_allclose(scores, expected, atol=1e-5, rtol=0)
+    logged = [r.numpy() for r in tf.data.TFRecordDataset(glob.glob(  # what CsvExampleGen wrote: lists as strings
+        str(tmp_path / 'runs' / 'from_csv' / 'pipeline' / 'CsvExampleGen' / 'examples' / '*' / 'Split-test' / '*')),
+        compression_type='GZIP').take(5)]
+    by_id = {_impression_id(r): r for r in tf.data.TFRecordDataset(files).as_numpy_iterator()}
+    same_rows_typed = [by_id[_impression_id(r)] for r in logged]
+    evaluated = model.signatures[export.EVALUATE_LOGGED](examples=tf.constant(logged))['probabilities'].numpy()
+    served = model.signatures['serving_default'](examples=tf.constant(same_rows_typed))['probabilities'].numpy()
+    np.testing.assert_allclose(evaluated, served, atol=1e-5, rtol=0)
 
     spec = spec_lib.load(os.path.join(REPO, 'feature_spec', 'specs', 'synthetic.yaml'))
     context, _ = split_for_rank(typed[30], spec)

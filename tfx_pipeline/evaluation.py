@@ -19,6 +19,7 @@ from tensorflow_model_analysis.utils import util as tfma_util
 
 from feature_spec import spec as spec_lib
 from rec_models import metrics as rec_metrics
+from serving import signatures
 
 GAUC_NAME = 'gauc'
 AUC_NAME = 'auc'
@@ -84,8 +85,10 @@ class _GAUCCombiner(beam.CombineFn):
         return {self._key: rec_metrics.gauc(labels, predictions, groups)}
 
 
-def eval_config(spec: spec_lib.FeatureSpec, auc_floor: float) -> tfma.EvalConfig:
-    """TFMA config: the serving signature's probabilities against the primary label, overall and by position."""
+def eval_config(spec: spec_lib.FeatureSpec, auc_floor: float, signature_name: str = signatures.PREDICT
+                ) -> tfma.EvalConfig:
+    """TFMA config: the probabilities of the model's signature ``signature_name`` (one that reads the logged
+    examples as the data holds them) against the primary label, overall and by position."""
     slicing = [tfma.SlicingSpec()]
     positions = spec.of_kind(spec_lib.POSITION)
     if positions:
@@ -109,8 +112,8 @@ def eval_config(spec: spec_lib.FeatureSpec, auc_floor: float) -> tfma.EvalConfig
         metrics.append(tfma.MetricConfig(class_name='GAUC', module=__name__,
                                          config=json.dumps({'group_key': spec.gauc_group})))
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=spec.labels[0],
-                                    prediction_key='probabilities', preprocessing_function_names=[])],
+        model_specs=[tfma.ModelSpec(signature_name=signature_name, label_key=spec.labels[0],
+                                    prediction_key=signatures.PROBABILITIES, preprocessing_function_names=[])],
         slicing_specs=slicing, metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 

@@ -11,6 +11,9 @@ one space-separated string, the lists are joined into that form inside the graph
   example the item features (:attr:`candidate_columns`). The context is parsed and transformed once, and the
   model's ``rank`` computes its user part once (the model split of DUPN, seed ``001`` §4.2). Equal to
   ``serving_default`` on the joined examples.
+* ``evaluate_logged(examples [N]) → probabilities [N]``, for a model trained on CSV only: the logged examples as
+  CsvExampleGen wrote them (lists as space-separated strings); TFMA evaluates through it (a TFRecord-trained
+  model's Evaluator uses ``serving_default``).
 * ``classification(inputs [N]) → classes, scores [N, 2]`` and ``regression(inputs [N]) → outputs [N]``: the
   same probabilities under TF Serving's Classify and Regress APIs (class "1" is a click).
 
@@ -36,6 +39,7 @@ from serving import signatures
 from serving.examples import read_csv, split_for_rank
 
 WARMUP_BATCH = 64
+EVALUATE_LOGGED = 'evaluate_logged'
 SAMPLE_PREDICTIONS = 'sample_predictions.json'
 
 
@@ -50,6 +54,8 @@ class ServingModel(tf.Module):
         parsing = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
         self._parsing = parsing
         self._joined_lists = _joined_lists(spec, data_format)
+        self._logged_parsing = schema_lib.serving_feature_spec(spec, data_format)
+        self._evaluation_signature = evaluation_signature(data_format)
         self._context_parsing = {name: parsing[name] for name in spec.context_columns}
         self._candidate_parsing = {name: parsing[name] for name in spec.candidate_columns}
         self._candidate_features = tuple(c.name for c in spec.features if c.group == ITEM)
@@ -80,6 +86,12 @@ class ServingModel(tf.Module):
         outputs = self.model.rank(context_features, candidate_features)
         return {signatures.PROBABILITIES: tf.reshape(outputs[signatures.PROBABILITIES], [-1])}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
+    def evaluate_logged(self, examples):
+        raw = tf.io.parse_example(examples, self._logged_parsing)
+        probabilities = self.model(self.tft_layer(raw), training=False)[signatures.PROBABILITIES]
+        return {signatures.PROBABILITIES: tf.reshape(probabilities, [-1])}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CLASSIFY_INPUTS)])
     def classify(self, inputs):
         probabilities = self._probabilities(inputs)
@@ -92,8 +104,16 @@ class ServingModel(tf.Module):
         return {signatures.REGRESS_OUTPUTS: self._probabilities(inputs)}
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
-        return {signatures.PREDICT: self.serve, signatures.RANK: self.rank,
-                signatures.CLASSIFY: self.classify, signatures.REGRESS: self.regress}
+        functions = {signatures.PREDICT: self.serve, signatures.RANK: self.rank,
+                     signatures.CLASSIFY: self.classify, signatures.REGRESS: self.regress}
+        if self._evaluation_signature == EVALUATE_LOGGED:
+            functions[EVALUATE_LOGGED] = self.evaluate_logged
+        return functions
+
+
+def evaluation_signature(data_format: str) -> str:
+    """The signature the Evaluator scores the logged examples of ``data_format`` with."""
+    return signatures.PREDICT if data_format == schema_lib.TFRECORD else EVALUATE_LOGGED
 
 
 def _joined_lists(spec: spec_lib.FeatureSpec, data_format: str) -> Tuple[str, ...]:

@@ -19,6 +19,7 @@ from tfx.proto import example_gen_pb2
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from tfx_pipeline import evaluation
+from tfx_pipeline import export
 from tfx_pipeline.anomalies_gate import AnomaliesGate
 from tfx_pipeline.config import SPLITS, PipelineConfig
 
@@ -79,7 +80,7 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
         baseline_model=baseline.outputs['model'], example_splits=['test'],
-        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor))
+        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor, export.evaluation_signature(data.format)))
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(

@@ -29,7 +29,7 @@ test: install
 
 bench: install
 	$(PY) benchmarks/train_throughput.py --model $(MODEL)
-	$(PY) benchmarks/serving_latency.py --model $(MODEL)
+	$(PY) benchmarks/serving_latency.py --model $(MODEL) --server_flag=--tensorflow_intra_op_parallelism=1
 
 models: install
 	$(PY) -m tfx_pipeline models

@@ -50,6 +50,8 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=1, help='epochs of the model trained here')
     parser.add_argument('--seconds', type=float, default=3.0, help='measuring time per configuration')
     parser.add_argument('--workdir', help='keep generated and transformed data here (default: a temp dir)')
+    parser.add_argument('--server_flag', action='append', default=[],
+                        help='a flag for the server, e.g. --server_flag=--tensorflow_intra_op_parallelism=1')
     args = parser.parse_args(argv)
 
     workdir = args.workdir or tempfile.mkdtemp(prefix='serving_latency_')
@@ -70,7 +72,7 @@ def main(argv=None):
 
     server = subprocess.Popen([sys.executable, '-m', 'serving.server', '--port', '0', '--model_name', 'bench',
                                '--model_base_path', os.path.abspath(base_path),
-                               '--file_system_poll_wait_seconds', '0'],
+                               '--file_system_poll_wait_seconds', '0', *args.server_flag],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
     try:
         port = _wait_for_port(server)
@@ -93,6 +95,7 @@ def main(argv=None):
     goal = {r['signature']: r['p99_ms'] for r in results if r['candidates'] == 100 and r['clients'] == 4}
     print(json.dumps({'model': args.model if not args.model_base_path else base_path, 'version_dir': version_dir,
                       'cpu_count': os.cpu_count(), 'seconds_per_configuration': args.seconds,
+                      'server_flags': args.server_flag,
                       'p99_ms_100_candidates_4_clients': goal, 'results': results}))
 
 

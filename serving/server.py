@@ -34,6 +34,7 @@ import threading
 from typing import Callable, List, Optional, Tuple
 
 import grpc
+import tensorflow as tf
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, model_management_pb2,
                                      model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
                                      regression_pb2)
@@ -67,6 +68,9 @@ class ServerOptions:
         grpc_max_threads: threads serving gRPC requests.
         batching_options: server-side batching, or None for none.
         grace_seconds: how long :meth:`ModelServer.stop` lets running requests finish.
+        tensorflow_intra_op_parallelism: threads one TensorFlow op may use (TF Serving's flag); 0: TensorFlow's
+            default (all cores). Process-wide, so it must be set before TensorFlow runs its first op.
+        tensorflow_inter_op_parallelism: threads running independent ops (TF Serving's flag); 0: the default.
     """
     port: int = 8500
     rest_api_port: int = 0
@@ -77,6 +81,8 @@ class ServerOptions:
     grpc_max_threads: int = 16
     batching_options: Optional[batching.BatchingOptions] = None
     grace_seconds: float = 5.0
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
 
 
 class ModelServer:
@@ -110,7 +116,9 @@ class ModelServer:
 
         Raises:
             OSError: a port cannot be bound (everything started is stopped again).
+            ValueError: thread counts were given but TensorFlow has already started in this process.
         """
+        _set_tensorflow_threads(self.options)
         self.manager.start()
         try:
             self._start_grpc()
@@ -250,6 +258,17 @@ def _answer(context, api: str, request, work: Callable[[], object]):
     return None
 
 
+def _set_tensorflow_threads(options: ServerOptions) -> None:
+    for flag, setter in (('tensorflow_intra_op_parallelism', tf.config.threading.set_intra_op_parallelism_threads),
+                         ('tensorflow_inter_op_parallelism', tf.config.threading.set_inter_op_parallelism_threads)):
+        threads = getattr(options, flag)
+        if threads:
+            try:
+                setter(threads)
+            except RuntimeError as e:
+                raise ValueError(f'--{flag}: TensorFlow has already started in this process ({e})') from e
+
+
 def _unimplemented(api: str) -> Callable[[], object]:
     def fail():
         raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED, f'{api} is not supported by this server')
@@ -269,6 +288,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         signal.signal(signal_number, lambda *_: stop.set())
     try:
         server = ModelServer(config, options).start()
+    except ValueError as e:
+        print(f'{PROG}: error: {e}', file=sys.stderr)
+        return 2
     except OSError as e:
         print(f'{PROG}: error: {e}', file=sys.stderr)
         return 1
@@ -303,6 +325,10 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument('--port', type=int, default=8500, help='gRPC port; 0 picks a free one')
     listen.add_argument('--rest_api_port', type=int, default=0, help='REST port; 0 turns REST off, -1 picks a free one')
     listen.add_argument('--grpc_max_threads', type=int, default=16, help='threads serving gRPC requests')
+    listen.add_argument('--tensorflow_intra_op_parallelism', type=int, default=0,
+                        help='threads of one TensorFlow op (0: all cores)')
+    listen.add_argument('--tensorflow_inter_op_parallelism', type=int, default=0,
+                        help='threads running independent TensorFlow ops (0: the default)')
     listen.add_argument('--max_receive_message_length', type=int, default=64 << 20,
                         help='largest request in bytes (gRPC message or REST body); larger is RESOURCE_EXHAUSTED')
     listen.add_argument('--max_batch_rows', type=int, default=100_000,
@@ -331,6 +357,9 @@ def _from_args(args: argparse.Namespace):
     for flag in ('grpc_max_threads', 'max_receive_message_length', 'max_batch_rows'):
         if getattr(args, flag) < 1:
             raise ValueError(f'--{flag} must be >= 1, got {getattr(args, flag)}')
+    for flag in ('tensorflow_intra_op_parallelism', 'tensorflow_inter_op_parallelism'):
+        if getattr(args, flag) < 0:
+            raise ValueError(f'--{flag} must be >= 0, got {getattr(args, flag)}')
     if args.file_system_poll_wait_seconds < 0:
         raise ValueError(f'--file_system_poll_wait_seconds must be >= 0, got {args.file_system_poll_wait_seconds}')
     if args.batching_parameters_file:
@@ -352,7 +381,9 @@ def _from_args(args: argparse.Namespace):
         port=args.port, rest_api_port=args.rest_api_port,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         max_receive_message_length=args.max_receive_message_length, max_batch_rows=args.max_batch_rows,
-        grpc_max_threads=args.grpc_max_threads, batching_options=batching_options)
+        grpc_max_threads=args.grpc_max_threads, batching_options=batching_options,
+        tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
+        tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism)
 
 
 def _bool(text: str) -> bool:

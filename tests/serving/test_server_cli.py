@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving import server, signatures
+from serving import model_manager, server, signatures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LISTENING = re.compile(r'serving: gRPC on 0\.0\.0\.0:(\d+), REST on 0\.0\.0\.0:(\d+), models: tiny$')
@@ -31,7 +31,7 @@ def _spawn(log_path, *argv) -> subprocess.Popen:
 def test_serves_until_sigterm_and_exits_0(tiny, tmp_path):
     base = tiny.base(str(tmp_path), versions=(2,))
     process = _spawn(tmp_path / 'server.log', '--port', '0', '--rest_api_port', '-1', '--model_name', 'tiny',
-                     '--model_base_path', base)
+                     '--model_base_path', base, '--tensorflow_intra_op_parallelism', '1')
     bad = _spawn(tmp_path / 'bad.log', '--model_base_path', base, '--port', 'eighty')  # imports TF meanwhile
     try:
         line = process.stdout.readline().strip()
@@ -65,6 +65,7 @@ def test_serves_until_sigterm_and_exits_0(tiny, tmp_path):
     (['--model_base_path', 'BASE', '--port', '70000'], '--port must be in [0, 65535]'),
     (['--model_base_path', 'BASE', '--file_system_poll_wait_seconds', '-1'], '--file_system_poll_wait_seconds'),
     (['--model_base_path', 'BASE', '--max_batch_rows', '0'], '--max_batch_rows must be >= 1'),
+    (['--model_base_path', 'BASE', '--tensorflow_intra_op_parallelism', '-1'], '--tensorflow_intra_op_parallelism'),
 ])
 def test_bad_flags_exit_2_naming_the_flag_or_file(tmp_path, capsys, argv, message):
     config = tmp_path / 'models.config'
@@ -81,3 +82,10 @@ def test_unknown_flags_exit_2():
     with pytest.raises(SystemExit) as info:
         server.parse_flags(['--model_base_path', '/', '--nope'])
     assert info.value.code == 2
+
+
+def test_thread_counts_after_tensorflow_started_are_refused(tiny, tmp_path):
+    tf.constant(1.0) + 1.0  # TensorFlow has started in this process
+    config = model_manager.config_from_flags('tiny', tiny.base(str(tmp_path)))
+    with pytest.raises(ValueError, match='--tensorflow_intra_op_parallelism: TensorFlow has already started'):
+        server.ModelServer(config, server.ServerOptions(port=0, tensorflow_intra_op_parallelism=1)).start()

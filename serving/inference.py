@@ -32,11 +32,12 @@ class Inference:
         self._batcher = batcher
 
     def predict(self, version, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        """Runs a PredictRequest; an unknown signature is FAILED_PRECONDITION, as in TF Serving."""
+        """Runs a PredictRequest. An unknown signature is INVALID_ARGUMENT (a bad request, like every other), with
+        TF Serving's message; TF Serving itself answers FAILED_PRECONDITION there."""
         name = request.model_spec.signature_name or signatures.PREDICT
         function = version.signatures.get(name)
         if function is None:
-            raise errors.failed_precondition(f'Serving signature key "{name}" not found.')
+            raise errors.invalid_argument(f'Serving signature key "{name}" not found.')
         specs = tensors.input_specs(function)
         arrays = tensors.to_arrays(specs, request.inputs, self.limits)
         selected = tensors.select_outputs(tensors.output_names(function), request.output_filter)

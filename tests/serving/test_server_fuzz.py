@@ -106,7 +106,7 @@ def _cases(rng, tiny):
 
     def unknown_signature():
         name = rng.choice(['nope', '__saved_model_init_op', _garbage(rng).hex()])
-        return 'Predict', _predict(rng, tiny, signature_name=name), {grpc.StatusCode.FAILED_PRECONDITION}
+        return 'Predict', _predict(rng, tiny, signature_name=name), {grpc.StatusCode.INVALID_ARGUMENT}
 
     def unknown_or_missing_input():
         inputs = {rng.choice(['nope', signatures.CONTEXT, 'examples ']): tf.make_tensor_proto([b'a'])}

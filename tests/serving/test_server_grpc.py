@@ -145,9 +145,9 @@ def test_unknown_model_is_not_found_and_missing_model_spec_is_invalid(server, ti
     assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, 'Missing ModelSpec')
 
 
-def test_unknown_signature_is_failed_precondition_for_predict(server, tiny):
+def test_unknown_signature_is_invalid_argument_for_predict(server, tiny):
     error = _error(server.predictions.Predict, tiny.predict_request('tiny', XS, signature_name='nope'))
-    assert (error.code(), error.details()) == (grpc.StatusCode.FAILED_PRECONDITION,
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
                                                'Serving signature key "nope" not found.')
 
 

@@ -78,10 +78,12 @@ class DIN(RankingModel):
 
     def rank(self, context, candidates):
         """One user's features (batch 1) against N candidates' features (batch N), without repeating the user."""
-        return self._score({**context, **candidates}, training=False)
+        count = tf.shape(next(iter(candidates.values())))[0]
+        return self._score({**context, **candidates}, training=False, rows=count)
 
-    def _score(self, features, training):
-        """The outputs for ``features`` whose user and context rows have the candidates' batch, or batch 1."""
+    def _score(self, features, training, rows=None):
+        """The outputs for ``features``; with ``rows`` (``rank``), the user and context features have batch 1 and
+        are broadcast to the ``rows`` candidates."""
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
         keys = tf.concat([embeddings[f.name] for f in self.keyed], axis=-1)
@@ -102,7 +104,7 @@ class DIN(RankingModel):
                     parts.append(embeddings[field.name])
             if group == BEHAVIOR:
                 parts.append(interest)
-        rows = tf.reduce_max(tf.stack([tf.shape(part)[0] for part in parts]))  # the candidates' batch
-        parts = [tf.broadcast_to(part, tf.stack([rows, part.shape[-1]])) for part in parts]
+        if rows is not None:
+            parts = [tf.broadcast_to(part, tf.stack([rows, part.shape[-1]])) for part in parts]
         logits = tf.squeeze(self.mlp(tf.concat(parts, axis=-1), training=training), axis=-1)
         return click_outputs(logits, **extra)

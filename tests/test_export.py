@@ -67,6 +67,8 @@ def test_rank_equals_serving_default_on_the_joined_examples(exported, logged, pr
         np.testing.assert_allclose(scores[signatures.PROBABILITIES].numpy(), expected.numpy(), atol=1e-5, rtol=0)
         ranked.append(scores[signatures.PROBABILITIES].numpy())
     assert np.abs(ranked[0] - ranked[1]).max() > 1e-3  # the context is used, not a placeholder
+    none = loaded.signatures[signatures.RANK](context=tf.constant(context), candidates=tf.constant([], tf.string))
+    assert none[signatures.PROBABILITIES].shape == (0,)
 
 
 def test_lists_joined_for_a_csv_trained_model_read_back_as_the_typed_lists(logged, prepared_small):

@@ -1,19 +1,37 @@
-"""Layers shared by the ranking models.
+"""Layers shared by the ranking models, grouped by kind.
 
 * :mod:`.embedding`: ``FieldEmbedding`` (tables + mini-batch-aware L2), ``LinearEmbedding``, ``NumericEmbedding``
+* :mod:`.field_aware`: ``FieldAwareEmbedding`` (a k × n matrix per feature), ``FieldAwareInteraction`` (FFM,
+  DeepFFM)
 * :mod:`.dice`: ``Dice`` activation
 * :mod:`.mlp`: ``MLP`` tower
-* :mod:`.interaction`: ``FMFirstOrder``, ``FMSecondOrder``
+* :mod:`.interaction`: ``FMFirstOrder``, ``FMSecondOrder``; :mod:`.bi_interaction`: ``BiInteractionPooling`` (NFM);
+  :mod:`.poly2`: ``HashedPairwiseCross``; :mod:`.transfm`: ``TranslationInteraction``
+* :mod:`.product`: ``InnerProduct``, ``OuterProduct`` (PNN); :mod:`.cross`: ``CrossNetwork`` (DCN)
+* :mod:`.afm`: ``AttentionalPairwisePooling``; :mod:`.self_attention`: ``InteractingLayer`` (AutoInt);
+  :mod:`.cenet`: ``CENetFieldAttention`` (FAT-DeepFFM); :mod:`.activation_unit`: ``ActivationUnit``,
+  ``AttentionPooling`` (DIN)
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``
-* :mod:`.activation_unit`: ``ActivationUnit``, ``AttentionPooling`` (DIN)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
+from rec_models.layers.afm import AttentionalPairwisePooling
+from rec_models.layers.bi_interaction import BiInteractionPooling
+from rec_models.layers.cenet import CENetFieldAttention
+from rec_models.layers.cross import CrossNetwork
 from rec_models.layers.dice import Dice
 from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, NumericEmbedding
+from rec_models.layers.field_aware import FieldAwareEmbedding, FieldAwareInteraction
 from rec_models.layers.interaction import FMFirstOrder, FMSecondOrder
 from rec_models.layers.mlp import MLP
 from rec_models.layers.pooling import MaskedMeanPooling, MaskedSumPooling
+from rec_models.layers.poly2 import HashedPairwiseCross
+from rec_models.layers.product import InnerProduct, OuterProduct
+from rec_models.layers.self_attention import InteractingLayer
+from rec_models.layers.transfm import TranslationInteraction
 
-__all__ = ['ActivationUnit', 'AttentionPooling', 'Dice', 'FieldEmbedding', 'LinearEmbedding', 'NumericEmbedding',
-           'FMFirstOrder', 'FMSecondOrder', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling']
+__all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BiInteractionPooling',
+           'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
+           'FieldAwareInteraction', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
+           'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling',
+           'OuterProduct', 'TranslationInteraction']

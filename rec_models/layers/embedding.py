@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
+from rec_models.layers.initializers import fresh
 
 
 class FieldEmbedding(tf.keras.layers.Layer):
@@ -69,10 +70,8 @@ class FieldEmbedding(tf.keras.layers.Layer):
         self.tables = {}
         self.frequencies = {}
         for table, (vocab_size, dim) in self.model_inputs.tables.items():
-            initializer = tf.keras.initializers.get(  # a fresh instance per table: same-shaped tables differ
-                tf.keras.initializers.serialize(self.embeddings_initializer))
             self.tables[table] = self.add_weight(
-                name=f'{table}/embeddings', shape=(vocab_size, dim), initializer=initializer)
+                name=f'{table}/embeddings', shape=(vocab_size, dim), initializer=fresh(self.embeddings_initializer))
             if table in self._frequencies:
                 self.frequencies[table] = self.add_weight(
                     name=f'{table}/frequencies', shape=(vocab_size,), trainable=False,

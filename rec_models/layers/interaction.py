@@ -10,6 +10,8 @@ numeric one) the pairwise term is computed in O(k n) rather than O(k n²):
 
 import tensorflow as tf
 
+from rec_models.layers.bi_interaction import bi_interaction
+
 
 class FMFirstOrder(tf.keras.layers.Layer):
     """w0 + Σ_i w_i x_i: the first-order terms ``[B, n]`` (or ``[B, n, 1]``) summed with a learned bias → ``[B]``."""
@@ -26,6 +28,4 @@ class FMSecondOrder(tf.keras.layers.Layer):
     """Σ_{i<j} ⟨e_i, e_j⟩ = ½ Σ_f [(Σ_i e_{i,f})² − Σ_i e_{i,f}²]: field vectors ``[B, n, k]`` → ``[B]``."""
 
     def call(self, fields):
-        square_of_sum = tf.square(tf.reduce_sum(fields, axis=1))
-        sum_of_squares = tf.reduce_sum(tf.square(fields), axis=1)
-        return 0.5 * tf.reduce_sum(square_of_sum - sum_of_squares, axis=1)
+        return tf.reduce_sum(bi_interaction(fields), axis=1)

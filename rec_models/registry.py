@@ -15,7 +15,7 @@ listed in ``MODEL_MODULES`` are imported then, and they register themselves.
 import importlib
 import inspect
 
-MODEL_MODULES = ('rec_models.deepfm', 'rec_models.din')
+MODEL_MODULES = ('rec_models.deepfm', 'rec_models.din', 'rec_models.fm', 'rec_models.lr', 'rec_models.nfm')
 _NOT_HPARAMS = ('self', 'inputs', 'frequencies')
 
 _registry = {}

@@ -9,9 +9,31 @@ import tensorflow as tf  # noqa: E402
 from feature_spec.model_inputs import InputField, ModelInputs  # noqa: E402
 from rec_models import registry  # noqa: E402
 from rec_models.base import serving_signature  # noqa: E402
+from rec_models.layers import FieldEmbedding  # noqa: E402
 
 B, L, D = 32, 5, 4
 SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0}  # deterministic training-mode calls
+MODELS = registry.names()
+
+
+def _accepted(name):
+    return registry.hparam_names(registry.get(name)[0])
+
+
+def _small(name, **overrides):
+    """SMALL and ``overrides``, less the hyper-parameters model ``name`` does not have."""
+    return {k: v for k, v in {**SMALL, **overrides}.items() if k in _accepted(name)}
+
+
+def _uses_history(name) -> bool:
+    """Whether model ``name`` with its defaults reads the behaviour sequences (the FM family only with
+    ``use_behavior``, off by default)."""
+    return 'use_behavior' not in _accepted(name)
+
+
+def _embedding_tables(model) -> dict:
+    return {f'{layer.name}/{table}': weights for layer in model._flatten_layers()  # pylint: disable=protected-access
+            if isinstance(layer, FieldEmbedding) for table, weights in layer.tables.items()}
 
 
 def _categorical(name, group, vocab, table=None):
@@ -60,9 +82,9 @@ def _with_noisy_padding(features, seed=1):
     return noisy
 
 
-@pytest.mark.parametrize('name', ['deepfm', 'din', 'din_sum'])
+@pytest.mark.parametrize('name', MODELS)
 def test_outputs_and_gradients(name):
-    model = registry.build(name, INPUTS, SMALL)
+    model = registry.build(name, INPUTS, _small(name))
     features = _features()
     with tf.GradientTape() as tape:
         outputs = model(features, training=True)
@@ -71,21 +93,22 @@ def test_outputs_and_gradients(name):
         assert outputs[key].shape == (B,) and outputs[key].dtype == tf.float32
     np.testing.assert_allclose(outputs['probabilities'], tf.sigmoid(outputs['logits']), rtol=1e-6)
     assert model.losses == []
-    tables = model.embedding.tables
+    tables = _embedding_tables(model)
+    assert tables
     gradients = tape.gradient(loss, list(tables.values()))
     for table, gradient in zip(tables, gradients):
         assert gradient is not None, table
         assert float(tf.reduce_sum(tf.abs(tf.convert_to_tensor(gradient)))) > 0, table
 
 
-@pytest.mark.parametrize('name', ['deepfm', 'din', 'din_sum'])
+@pytest.mark.parametrize('name', MODELS)
 def test_fit_decreases_the_loss_on_a_learnable_rule(name):
     tf.keras.utils.set_random_seed(0)
     features = _features(n=256)
-    # Clicked iff the candidate's category appears in the history (or, for the history-free DeepFM, by item).
+    # Clicked iff the candidate's category appears in the history (or, for history-free models, by item).
     in_history = (features['hist_category'] == features['category'][:, None]).any(axis=1)
-    labels = (features['item_id'] % 2 == 0) if name == 'deepfm' else in_history
-    model = registry.build(name, INPUTS, {**SMALL, 'l2': 1e-4})
+    labels = in_history if _uses_history(name) else (features['item_id'] % 2 == 0)
+    model = registry.build(name, INPUTS, _small(name, l2=1e-4))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.02))
     before = model.evaluate(features, labels.astype(np.float32), batch_size=64, verbose=0, return_dict=True)
     history = model.fit(features, {'click': labels.astype(np.float32)}, batch_size=64, epochs=8, verbose=0)
@@ -95,9 +118,9 @@ def test_fit_decreases_the_loss_on_a_learnable_rule(name):
     assert after['auc'] > 0.75, after
 
 
-@pytest.mark.parametrize('name, hparams', [('din', {}), ('din_sum', {}), ('deepfm', {'use_behavior': True})])
-def test_padded_history_steps_do_not_change_the_outputs(name, hparams):
-    model = registry.build(name, INPUTS, {**SMALL, **hparams})
+@pytest.mark.parametrize('name', MODELS)
+def test_padded_history_steps_do_not_change_the_outputs(name):
+    model = registry.build(name, INPUTS, _small(name, use_behavior=True))
     features = _features()
     noisy = _with_noisy_padding(features)
     assert any(not np.array_equal(noisy[k], features[k]) for k in noisy)
@@ -107,11 +130,15 @@ def test_padded_history_steps_do_not_change_the_outputs(name, hparams):
         np.testing.assert_allclose(other['logits'], clean['logits'], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', ['deepfm', 'din'])
+@pytest.mark.parametrize('name', MODELS)
 def test_mini_batch_aware_l2_enters_the_training_loss_only(name):
-    model = registry.build(name, INPUTS, {**SMALL, 'l2': 0.1})
+    model = registry.build(name, INPUTS, _small(name, l2=0.1))
     features = _features()
     labels = {'click': features['click']}
+    model(features, training=False)
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_variables:  # first-order weights start at zero, and so would their penalty
+        variable.assign(rng.normal(0.0, 0.1, variable.shape).astype(np.float32))
     outputs = model(features, training=True)
     penalty = float(tf.add_n(model.losses))
     assert penalty > 0
@@ -127,7 +154,7 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 
 def test_registry_names_and_rejections():
-    assert registry.names() == ['deepfm', 'din', 'din_sum']
+    assert registry.names() == ['deepfm', 'din', 'din_sum', 'fm', 'lr', 'nfm']
     assert registry.validate('din_sum')['pooling'] == 'sum'
     with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):
         registry.build('dien_v9', INPUTS)

@@ -74,8 +74,8 @@ class ServingModel(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=signatures.CONTEXT),
                                   tf.TensorSpec([None], tf.string, name=signatures.CANDIDATES)])
     def rank(self, context, candidates):
-        context_raw = tf.io.parse_example(context[tf.newaxis], self._context_parsing)
-        candidate_raw = tf.io.parse_example(candidates, self._candidate_parsing)
+        context_raw = _parse(context[tf.newaxis], self._context_parsing)
+        candidate_raw = _parse(candidates, self._candidate_parsing)
         count = tf.shape(candidates)[0]
         # Transform runs row by row, so each part is transformed with placeholder values in the other part's
         # columns, and only its own outputs are kept.
@@ -140,6 +140,11 @@ def _join_lists(raw: Dict, names: Sequence[str]) -> Dict:
         raw[name] = tf.SparseTensor(tf.concat([present, tf.zeros_like(present)], axis=1),
                                     tf.gather_nd(joined, present), tf.stack([lists.nrows(), tf.constant(1, tf.int64)]))
     return raw
+
+
+def _parse(serialized, parsing: Dict) -> Dict:
+    """``tf.io.parse_example``, and no features for an empty spec (e.g. a spec whose columns are all the item's)."""
+    return tf.io.parse_example(serialized, parsing) if parsing else {}
 
 
 def _placeholders(parsing: Dict, rows) -> Dict[str, tf.Tensor]:

@@ -1,6 +1,7 @@
 """Layers shared by the ranking models, grouped by kind.
 
 * :mod:`.embedding`: ``FieldEmbedding`` (tables + mini-batch-aware L2), ``LinearEmbedding``, ``NumericEmbedding``
+* :mod:`.fields`: ``FieldVectors`` (the FM family's field vectors and first-order weights)
 * :mod:`.field_aware`: ``FieldAwareEmbedding`` (a k × n matrix per feature), ``FieldAwareInteraction`` (FFM,
   DeepFFM)
 * :mod:`.dice`: ``Dice`` activation
@@ -22,6 +23,7 @@ from rec_models.layers.cross import CrossNetwork
 from rec_models.layers.dice import Dice
 from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, NumericEmbedding
 from rec_models.layers.field_aware import FieldAwareEmbedding, FieldAwareInteraction
+from rec_models.layers.fields import FieldVectors
 from rec_models.layers.interaction import FMFirstOrder, FMSecondOrder
 from rec_models.layers.mlp import MLP
 from rec_models.layers.pooling import MaskedMeanPooling, MaskedSumPooling
@@ -32,6 +34,6 @@ from rec_models.layers.transfm import TranslationInteraction
 
 __all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BiInteractionPooling',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
-           'FieldAwareInteraction', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
+           'FieldAwareInteraction', 'FieldVectors', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
            'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling',
            'OuterProduct', 'TranslationInteraction']

@@ -1,0 +1,105 @@
+"""The fields of the feature-interaction models (FM family, seed ``002``): one k-vector and one first-order weight
+per field.
+
+    ŷ = w0 + Σ_i w_i x_i + f(e_1, …, e_n),    e_i = v_i x_i
+
+* every non-sequence categorical input: e_i = its embedding row, w_i = its first-order weight (x_i = 1);
+* every numeric input f: e_f = x_f · v_f with a learned field vector v_f, first order w_f · x_f;
+* with ``use_behavior``, every behaviour sequence as a multi-hot field with weights 1/length: e = the masked mean
+  of its embeddings, the first order the masked mean of its w.
+
+Field order: the looked-up inputs in input order, then the numerics (:attr:`FieldVectors.field_names`). All fields
+share one width k: the interactions (inner products, ⊙) need it, so the tables are sized to k whatever widths the
+feature spec gives other models.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from feature_spec.model_inputs import CATEGORICAL, NUMERIC, SEQUENCE, ModelInputs
+from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, NumericEmbedding, pop_inputs_and_frequencies
+from rec_models.layers.pooling import MaskedMeanPooling
+
+
+class FieldVectors(tf.keras.layers.Layer):
+    """``call(features, training=None) → {'vectors': [B, n, k], 'weights': [B, n]}`` (``vectors``: the e_i, only
+    with ``vectors``; ``weights``: the first-order terms w_i x_i, only with ``first_order``).
+
+    Args:
+        inputs: the model inputs (their embedding widths are replaced by ``embedding_dim``).
+        embedding_dim: k.
+        use_behavior: add the masked-mean-pooled behaviour sequences as fields.
+        l2: λ of the mini-batch-aware L2 on the embeddings and first-order weights (0: off).
+        frequencies: training-data id counts per table, for the mini-batch-aware L2.
+        first_order: build and return the first-order weights.
+        vectors: build and return the field vectors (LR needs none).
+    """
+
+    def __init__(self, inputs: ModelInputs, embedding_dim=8, use_behavior=False, l2=0.0, frequencies=None,
+                 first_order=True, vectors=True, **kwargs):
+        super().__init__(**kwargs)
+        self.model_inputs = inputs
+        self.embedding_dim = embedding_dim
+        self.use_behavior = use_behavior
+        self.l2 = l2
+        self.first_order = first_order
+        self.vectors = vectors
+        if not (first_order or vectors):
+            raise ValueError('FieldVectors needs first_order or vectors')
+        sized = inputs.with_embedding_dim(embedding_dim)
+        kinds = (CATEGORICAL, SEQUENCE) if use_behavior else (CATEGORICAL,)
+        self.embedded = tuple(f for f in sized.fields if f.kind in kinds)
+        self.numeric = sized.of_kind(NUMERIC)
+        used = dataclasses.replace(sized, fields=self.embedded)
+        self._frequencies = {t: c for t, c in (frequencies or {}).items() if t in used.tables}
+        if vectors:
+            self.embedding = FieldEmbedding(used, l2=l2, frequencies=self._frequencies, name='embedding')
+            self.numeric_vectors = NumericEmbedding([f.name for f in self.numeric], embedding_dim,
+                                                    name='numeric_vectors')
+        if first_order:
+            self.linear = LinearEmbedding(used, l2=l2, frequencies=self._frequencies, name='linear')
+            self.numeric_weights = NumericEmbedding([f.name for f in self.numeric], 1, initializer='zeros',
+                                                    name='numeric_weights')
+        self.pooling = MaskedMeanPooling() if use_behavior else None
+
+    @property
+    def field_names(self):
+        return tuple(f.name for f in self.embedded + self.numeric)
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.embedded) + len(self.numeric)
+
+    def call(self, features, training=None):
+        outputs = {}
+        if self.vectors:
+            outputs['vectors'] = self._stack(features, self.embedding(features, training=training),
+                                             self.numeric_vectors(features))
+        if self.first_order:
+            weights = self._stack(features, self.linear(features, training=training), self.numeric_weights(features))
+            outputs['weights'] = tf.squeeze(weights, axis=-1)
+        return outputs
+
+    def _stack(self, features, embeddings, numerics):
+        """Field vectors in field order: lookups (sequences mean-pooled), then numerics → ``[B, n, width]``."""
+        vectors = []
+        for field in self.embedded:
+            if field.kind == SEQUENCE:
+                mask = tf.sequence_mask(features[self.model_inputs.sequence_length], field.max_length)
+                vectors.append(self.pooling(embeddings[field.name], mask=mask))
+            else:
+                vectors.append(embeddings[field.name])
+        vectors += [numerics[f.name] for f in self.numeric]
+        return tf.stack(vectors, axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), 'inputs': self.model_inputs.to_dict(), 'embedding_dim': self.embedding_dim,
+                'use_behavior': self.use_behavior, 'l2': self.l2, 'first_order': self.first_order, 'vectors': self.vectors,
+                'frequency_tables': sorted(self._frequencies)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        inputs, frequencies = pop_inputs_and_frequencies(config)
+        return cls(inputs, frequencies=frequencies, **config)

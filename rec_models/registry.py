@@ -15,7 +15,9 @@ listed in ``MODEL_MODULES`` are imported then, and they register themselves.
 import importlib
 import inspect
 
-MODEL_MODULES = ('rec_models.deepfm', 'rec_models.din', 'rec_models.fm', 'rec_models.lr', 'rec_models.nfm')
+MODEL_MODULES = ('rec_models.afm', 'rec_models.autoint', 'rec_models.dcn', 'rec_models.deepffm', 'rec_models.deepfm',
+                 'rec_models.din', 'rec_models.ffm', 'rec_models.fm', 'rec_models.lr', 'rec_models.nfm',
+                 'rec_models.pnn', 'rec_models.poly2', 'rec_models.transfm')
 _NOT_HPARAMS = ('self', 'inputs', 'frequencies')
 
 _registry = {}

@@ -154,7 +154,8 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 
 def test_registry_names_and_rejections():
-    assert registry.names() == ['deepfm', 'din', 'din_sum', 'fm', 'lr', 'nfm']
+    assert registry.names() == ['afm', 'autoint', 'dcn', 'deepffm', 'deepfm', 'din', 'din_sum', 'fat_deepffm', 'ffm',
+                                'fm', 'lr', 'nfm', 'opnn', 'pnn', 'poly2', 'transfm']
     assert registry.validate('din_sum')['pooling'] == 'sum'
     with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):
         registry.build('dien_v9', INPUTS)

@@ -13,7 +13,7 @@ with W ``[k, t]``, b ``[t]`` and h ``[t]`` for an attention factor t. Choices:
   pooled k-vector can also feed other heads.
 * Dropout (rate ``dropout``, training only) is applied to the attention weights a_ij after the softmax; the
   weights returned for inspection are the ones before dropout (they sum to 1).
-* The paper's L2 on the attention network is ``l2`` · ‖W‖² (a Keras kernel regulariser, 0 turns it off).
+* The paper's L2 on the attention network is ``l2`` · ‖W‖², added in training only (0 turns it off).
 * An optional field mask ``[B, n]`` takes a pair out of the softmax when either of its fields is masked; an
   example with fewer than two valid fields gets all-zero weights and a zero vector.
 """
@@ -45,13 +45,15 @@ class AttentionalPairwisePooling(tf.keras.layers.Layer):
         num_fields, width = int(input_shape[1]), int(input_shape[2])
         self.pairs = np.triu_indices(num_fields, k=1)
         self.kernel = self.add_weight(name='kernel', shape=(width, self.attention_factor),
-                                      initializer='glorot_uniform', regularizer=tf.keras.regularizers.L2(self.l2))
+                                      initializer='glorot_uniform')
         self.bias = self.add_weight(name='bias', shape=(self.attention_factor,), initializer='zeros')
         self.projection = self.add_weight(name='projection', shape=(self.attention_factor,),
                                           initializer='glorot_uniform')
         super().build(input_shape)
 
     def call(self, fields, mask=None, training=None):
+        if training and self.l2:
+            self.add_loss(self.l2 * tf.reduce_sum(tf.square(self.kernel)))
         rows, cols = self.pairs
         products = tf.gather(fields, rows, axis=1) * tf.gather(fields, cols, axis=1)        # e_i ⊙ e_j: [B, P, k]
         hidden = tf.nn.relu(tf.einsum('bpk,kt->bpt', products, self.kernel) + self.bias)

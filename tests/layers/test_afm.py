@@ -98,8 +98,9 @@ def test_gradients_reach_every_weight_and_the_fields(mask):
     layer = _layer(fields.numpy(), l2=0.1)
     with tf.GradientTape() as tape:
         tape.watch(fields)
-        pooled, _ = layer(fields, mask=mask)
+        pooled, _ = layer(fields, mask=mask, training=True)
         loss = tf.reduce_sum(pooled ** 2) + tf.add_n(layer.losses)
+    assert layer(fields, mask=mask, training=False) is not None and len(layer.losses) == 0  # the L2: training only
     gradients = tape.gradient(loss, [fields] + layer.trainable_variables)
     assert len(gradients) == 4
     for gradient in gradients:

@@ -50,6 +50,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from feature_spec import spec as spec_lib
 from serving import examples as examples_lib
 from serving import signatures
+from tfx_pipeline import argtypes
 
 DEFAULT_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'feature_spec', 'specs',
                             'synthetic.yaml')
@@ -441,10 +442,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument('--target', required=True, help='host:port of the gRPC endpoint')
     common.add_argument('--model', required=True, help='the served model name')
     versions = common.add_mutually_exclusive_group()
-    versions.add_argument('--version', type=_non_negative_int, help='model version (default: the latest)')
+    versions.add_argument('--version', type=argtypes.non_negative_int, help='model version (default: the latest)')
     versions.add_argument('--version_label', help='model version label, e.g. stable')
-    common.add_argument('--timeout_s', type=_positive_float, default=10.0, help='deadline of each RPC attempt')
-    common.add_argument('--max_retries', type=_non_negative_int, default=3, help='retries of an UNAVAILABLE call')
+    common.add_argument('--timeout_s', type=argtypes.positive_float, default=10.0,
+                        help='deadline of each RPC attempt')
+    common.add_argument('--max_retries', type=argtypes.non_negative_int, default=3,
+                        help='retries of an UNAVAILABLE call')
     spec = argparse.ArgumentParser(add_help=False)
     spec.add_argument('--feature_spec', default=DEFAULT_SPEC, help='feature spec YAML (default: %(default)s)')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -453,7 +456,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument('--signature', default=signatures.PREDICT,
                          help=f'signature (default: %(default)s); {signatures.CLASSIFY} and {signatures.REGRESS} '
                               'are called through the Classify and Regress APIs')
-    predict.add_argument('--batch_size', type=_positive_int, default=256, help='examples per request')
+    predict.add_argument('--batch_size', type=argtypes.positive_int, default=256, help='examples per request')
     rank = commands.add_parser('rank', parents=[common, spec], help='score candidates for one request')
     rank.add_argument('--context', required=True, help='file of the one example of the user and the request')
     rank.add_argument('--candidates', required=True, help='file of the candidate examples')
@@ -461,33 +464,6 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser('metadata', parents=[common], help="print the model's signatures")
     commands.add_parser('status', parents=[common], help="print the state of the model's versions")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a positive integer')
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{text!r} is negative')
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number')
-    return value
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from tfx_pipeline import argtypes
 from tfx_pipeline.data import synthetic, writers
 
 
@@ -45,19 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--preset', choices=sorted(synthetic.PRESETS), default='default')
     parser.add_argument('--out', required=True, help='output directory')
     parser.add_argument('--seed', type=int)
-    parser.add_argument('--num_impressions', type=_positive_int)
-    parser.add_argument('--num_users', type=_positive_int)
+    parser.add_argument('--num_impressions', type=argtypes.positive_int)
+    parser.add_argument('--num_users', type=argtypes.positive_int)
     parser.add_argument('--drift', type=float, help='interest drift ρ per session, in [0, 1]')
     parser.add_argument('--formats', default=','.join(writers.FORMATS), help='comma-separated: tfrecord,csv')
-    parser.add_argument('--num_shards', type=_positive_int, help='shards per split (default: 1 per 100k rows)')
+    parser.add_argument('--num_shards', type=argtypes.positive_int, help='shards per split (default: 1 per 100k rows)')
     return parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a positive integer')
-    return value
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from feature_spec import ensure_legacy_keras
 ensure_legacy_keras()
 
 from feature_spec.spec import SpecError  # pylint: disable=wrong-import-position
+from tfx_pipeline import argtypes  # pylint: disable=wrong-import-position
 from tfx_pipeline.importers import common, criteo, libfm  # pylint: disable=wrong-import-position
 
 
@@ -63,23 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument('--out', required=True, help='output directory')
         sub.add_argument('--splits', help='train,eval,test fractions (default: '
                                           f'{",".join(map(str, module.DEFAULT_FRACTIONS))})')
-        sub.add_argument('--min_frequency', type=_positive_int,
+        sub.add_argument('--min_frequency', type=argtypes.positive_int,
                          help=f'rarer ids of a column become OOV (default: {module.DEFAULT_MIN_FREQUENCY})')
         if module is libfm:
             sub.add_argument('--split_by', choices=common.SPLIT_METHODS, default=common.RANDOM,
                              help='random (seeded; default) or line order')
             sub.add_argument('--seed', type=int, default=0, help='seed of the random split')
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a positive integer')
-    return value
 
 
 if __name__ == '__main__':

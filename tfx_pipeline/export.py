@@ -117,10 +117,12 @@ def evaluation_signature(data_format: str) -> str:
 
 
 def _joined_lists(spec: spec_lib.FeatureSpec, data_format: str) -> Tuple[str, ...]:
-    """The serving columns that are typed lists in a tf.Example but space-separated strings in ``data_format``."""
+    """The serving columns that are lists in a tf.Example but one space-separated string in ``data_format`` (every
+    list column, in CSV)."""
+    if data_format == schema_lib.TFRECORD:
+        return ()
     typed = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
-    native = schema_lib.serving_feature_spec(spec, data_format)
-    return tuple(name for name, feature in typed.items() if native[name].dtype != feature.dtype)
+    return tuple(name for name, feature in typed.items() if isinstance(feature, tf.io.VarLenFeature))
 
 
 def _join_lists(raw: Dict, names: Sequence[str]) -> Dict:

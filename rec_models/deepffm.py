@@ -20,14 +20,14 @@ v_{i,j} to one value by a 1×1 convolution, Excitation maps the n·n values thro
 n × n scores S, and AEM_i = [s_{i,1} v_{i,1}, …, s_{i,n} v_{i,n}]. The scores are an extra output,
 ``'field_attention'`` ``[B, n, n]`` (``[b, i, j]`` = s_{i,j}, fields in :attr:`DeepFFM.field_names` order).
 
-Fields: the categorical and numeric inputs (a numeric x_i has EM_i = x_i · V_i). Behaviour sequences are not FFM
-fields (:class:`FieldAwareEmbedding` leaves them out); ``use_behavior`` adds them to the first-order part only, as
-multi-hot fields with weights 1/length (the masked mean of their w), through :class:`~rec_models.layers.FieldVectors`.
+Fields: the categorical and numeric inputs (a numeric x_i has EM_i = x_i · V_i) and, with ``use_behavior``, the
+behaviour sequences as multi-hot fields with weights 1/length (EM = the masked mean of their ids' matrices, and
+the masked mean of their w in the first-order part).
 """
 
 import tensorflow as tf
 
-from feature_spec.model_inputs import CATEGORICAL, ModelInputs
+from feature_spec.model_inputs import ModelInputs
 from rec_models.base import RankingModel, click_outputs
 from rec_models.layers import (MLP, CENetFieldAttention, FieldAwareEmbedding, FieldAwareInteraction, FieldVectors,
                                FMFirstOrder)
@@ -51,7 +51,7 @@ class DeepFFM(RankingModel):
         activation: the DNN's activation.
         dropout: dropout rate after each hidden layer.
         l2: λ of the mini-batch-aware L2 on the field-aware tables and the first-order weights (0: off).
-        use_behavior: add the behaviour sequences to the first-order part (not to the interactions).
+        use_behavior: add the behaviour sequences as fields.
         embedding_dim: k, the width of each field-aware vector v_{i,j}.
     """
 
@@ -66,10 +66,8 @@ class DeepFFM(RankingModel):
         self.interaction = FieldAwareInteraction(interaction, name='interaction')  # validates the mode
         self.linear = FieldVectors(inputs, embedding_dim, use_behavior=use_behavior, l2=l2, frequencies=frequencies,
                                    first_order=True, vectors=False, name='linear')
-        categorical_tables = {f.table for f in inputs.of_kind(CATEGORICAL)}
-        self.embedding = FieldAwareEmbedding(
-            inputs.with_embedding_dim(embedding_dim), l2=l2, name='field_aware_embedding',
-            frequencies={t: c for t, c in (frequencies or {}).items() if t in categorical_tables})
+        self.embedding = FieldAwareEmbedding(inputs.with_embedding_dim(embedding_dim), l2=l2, frequencies=frequencies,
+                                             use_behavior=use_behavior, name='field_aware_embedding')
         self.field_attention = CENetFieldAttention(reduction, score_activation, name='field_attention') \
             if attention else None
         self.first_order = FMFirstOrder()

@@ -96,11 +96,12 @@ def test_deepffm_interactions_feed_the_dnn(interaction, width):
     assert model.deep.dense_layers[0].kernel.shape == (width, 8)  # n(n−1)/2 = 6 pairs of 4 fields
 
 
-def test_deepffm_use_behavior_adds_the_history_to_the_first_order_part_only():
+def test_deepffm_use_behavior_makes_the_history_a_field():
     model = _build('deepffm', use_behavior=True)
     features = _features()
-    assert len(model.field_names) == NUM_FIELDS
+    assert len(model.field_names) == NUM_FIELDS + 1
     assert model.linear(features)['weights'].shape == (B, NUM_FIELDS + 1)
+    assert model.embedding(features).shape == (B, NUM_FIELDS + 1, NUM_FIELDS + 1, model.embedding.dim)
     with pytest.raises(ValueError, match='mode'):
         registry.build('deepffm', INPUTS, {'interaction': 'outer'})
 

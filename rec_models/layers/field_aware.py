@@ -16,8 +16,9 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from feature_spec.model_inputs import CATEGORICAL, NUMERIC, ModelInputs
+from feature_spec.model_inputs import CATEGORICAL, NUMERIC, SEQUENCE, ModelInputs
 from rec_models.layers.embedding import FieldEmbedding
+from rec_models.layers.pooling import MaskedMeanPooling
 
 MODES = ('inner', 'hadamard')
 
@@ -69,12 +70,14 @@ class FieldAwareInteraction(tf.keras.layers.Layer):
 class FieldAwareEmbedding(FieldEmbedding):
     """DeepFFM's embedding-matrix layer: ``call(features, training=None) → E [B, n, n, k]``.
 
-    The n fields are the categorical and numeric inputs in ``inputs.fields`` order (:attr:`field_names`); sequence
-    inputs are not FFM fields and are left out. Field i's matrix E_i ``[n, k]`` is
+    The n fields are the categorical and numeric inputs and, with ``use_behavior``, the behaviour sequences, in
+    ``inputs.fields`` order (:attr:`field_names`). Field i's matrix E_i ``[n, k]`` is
 
     * categorical: the row of its id in a table of width n·k, reshaped to ``[n, k]`` (the n vectors v_{x_i, f_j});
       fields sharing a vocabulary share the table, as in :class:`FieldEmbedding`;
-    * numeric: x_i · V_i with V_i ``[n, k]`` learned (FFM's v_{i,f_j} x_i for a real-valued x_i).
+    * numeric: x_i · V_i with V_i ``[n, k]`` learned (FFM's v_{i,f_j} x_i for a real-valued x_i);
+    * sequence: a multi-hot field with weights 1/length, as in the FM family's fields: the masked mean of its ids'
+      rows, reshaped to ``[n, k]``.
 
     The tables are a :class:`FieldEmbedding` over the categorical fields with every width set to n·k, so the
     mini-batch-aware L2 (``l2``, ``frequencies``) applies unchanged: it penalises the whole n·k row of every id in
@@ -85,24 +88,31 @@ class FieldAwareEmbedding(FieldEmbedding):
         inputs: the model inputs; every table must have the same ``embedding_dim`` k
             (:meth:`ModelInputs.with_embedding_dim`), and there must be at least one categorical field.
         l2: λ of the mini-batch-aware L2 on the tables (training only; 0 turns it off).
-        frequencies: ``{table: vocab_size counts}`` for the L2, as in :class:`FieldEmbedding`; only tables of
-            categorical fields may be named.
+        frequencies: ``{table: vocab_size counts}`` for the L2, as in :class:`FieldEmbedding`; tables of fields
+            that are not looked up here are ignored.
         embeddings_initializer: initializer of the tables and of the numeric matrices.
+        use_behavior: make every behaviour sequence a field.
     """
 
-    def __init__(self, inputs: ModelInputs, l2=0.0, frequencies=None, embeddings_initializer='uniform', **kwargs):
-        fields = tuple(f for f in inputs.fields if f.kind in (CATEGORICAL, NUMERIC))
-        dims = {f.embedding_dim for f in fields if f.kind == CATEGORICAL}
+    def __init__(self, inputs: ModelInputs, l2=0.0, frequencies=None, embeddings_initializer='uniform',
+                 use_behavior=False, **kwargs):
+        kinds = (CATEGORICAL, NUMERIC, SEQUENCE) if use_behavior else (CATEGORICAL, NUMERIC)
+        fields = tuple(f for f in inputs.fields if f.kind in kinds)
+        dims = {f.embedding_dim for f in fields if f.kind != NUMERIC}
         if len(dims) != 1:
             raise ValueError(f'field-aware embeddings need one embedding_dim over the categorical fields, got {dims}')
         dim = dims.pop()
         wide = dataclasses.replace(inputs, fields=tuple(
-            dataclasses.replace(f, embedding_dim=len(fields) * dim) for f in fields if f.kind == CATEGORICAL))
+            dataclasses.replace(f, embedding_dim=len(fields) * dim) for f in fields if f.kind != NUMERIC))
+        frequencies = {t: c for t, c in (frequencies or {}).items() if t in wide.tables}
         super().__init__(wide, l2=l2, frequencies=frequencies, embeddings_initializer=embeddings_initializer,
                          **kwargs)
         self.field_inputs = inputs
         self.field_names = tuple(f.name for f in fields)
         self.numeric_names = tuple(f.name for f in fields if f.kind == NUMERIC)
+        self.sequences = tuple(f for f in fields if f.kind == SEQUENCE)
+        self.use_behavior = use_behavior
+        self.pooling = MaskedMeanPooling() if self.sequences else None
         self.dim = dim
 
     def build(self, input_shape):
@@ -113,12 +123,15 @@ class FieldAwareEmbedding(FieldEmbedding):
 
     def call(self, features, training=None):
         n = len(self.field_names)
-        matrices = {name: tf.reshape(rows, [-1, n, self.dim])
-                    for name, rows in super().call(features, training=training).items()}
+        rows = super().call(features, training=training)
+        for field in self.sequences:  # [B, L, n·k] → the masked mean over valid steps
+            mask = tf.sequence_mask(features[self.field_inputs.sequence_length], field.max_length)
+            rows[field.name] = self.pooling(rows[field.name], mask=mask)
+        matrices = {name: tf.reshape(row, [-1, n, self.dim]) for name, row in rows.items()}
         for i, name in enumerate(self.numeric_names):
             matrices[name] = tf.cast(features[name], tf.float32)[:, tf.newaxis, tf.newaxis] * self.numeric_matrices[i]
         return tf.stack([matrices[name] for name in self.field_names], axis=1)
 
     def get_config(self):
         """:class:`FieldEmbedding`'s config with the original inputs (the widths are recomputed from them)."""
-        return {**super().get_config(), 'inputs': self.field_inputs.to_dict()}
+        return {**super().get_config(), 'inputs': self.field_inputs.to_dict(), 'use_behavior': self.use_behavior}

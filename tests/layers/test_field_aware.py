@@ -93,6 +93,20 @@ def test_embedding_matrices():
         np.testing.assert_allclose(out[b, 4], FEATURES['age'][b] * numeric[1], rtol=1e-6)
 
 
+def test_embedding_with_behavior_pools_the_history_into_a_field():
+    layer = FieldAwareEmbedding(INPUTS, use_behavior=True)
+    out = layer(FEATURES).numpy()
+    assert layer.field_names == ('item_id', 'price', 'category', 'hist_item_id', 'last_item_id', 'age')
+    assert out.shape == (2, 6, 6, 2)
+    item = layer.tables['item_id'].numpy()
+    for b in range(2):
+        valid = FEATURES['hist_item_id'][b, :FEATURES['hist_length'][b]]  # padded steps are left out
+        np.testing.assert_allclose(out[b, 3], item[valid].mean(axis=0).reshape(6, 2), rtol=1e-6)
+        np.testing.assert_allclose(out[b, 4], item[FEATURES['last_item_id'][b]].reshape(6, 2))
+    copy = FieldAwareEmbedding.from_config(layer.get_config())
+    assert copy.field_names == layer.field_names
+
+
 def test_embedding_l2_config_and_gradients():
     layer = FieldAwareEmbedding(INPUTS, l2=0.1, frequencies={'category': np.arange(5)})
     with tf.GradientTape() as tape:

@@ -14,7 +14,7 @@ model learns the sign of the term's effect through w0, the w_i and the geometry 
 * :class:`~rec_models.layers.TranslationInteraction` takes the *unscaled* vectors and the values x: a
   categorical field (and, with ``use_behavior``, a behaviour sequence, whose v and v' are the masked means over
   its steps) has x = 1 and its vectors as looked up; a numeric field f has x = its value and its learned field
-  vectors v_f, v'_f (``FieldVectors`` returns them scaled by x, which would give x_i² x_j).
+  vectors v_f, v'_f (``FieldVectors(scale_numerics=False)``: scaled by x they would give x_i² x_j).
 * ``distance_scale`` c multiplies the pairwise term (choice): c · Σ_{i<j} d²(…) is the paper's model with v and v'
   rescaled by √c (d² is quadratic in them), so it changes the parameterisation, initial scale and effective L2,
   not the model class. Default (``None``): c = 1 / (number of pairs), the mean squared distance, which keeps the
@@ -24,8 +24,6 @@ model learns the sign of the term's effect through w0, the w_i and the geometry 
   inputs in input order (user, item, context, then the sequences with ``use_behavior``), then the numerics, so
   the translation belongs to the earlier field of each pair.
 """
-
-import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import RankingModel, click_outputs
@@ -52,9 +50,10 @@ class TransFM(RankingModel):
         self.hparams = {'embedding_dim': embedding_dim, 'l2': l2, 'use_behavior': use_behavior,
                         'distance_scale': distance_scale}
         self.fields = FieldVectors(inputs, embedding_dim, use_behavior=use_behavior, l2=l2, frequencies=frequencies,
-                                   name='fields')
+                                   scale_numerics=False, name='fields')
         self.translations = FieldVectors(inputs, embedding_dim, use_behavior=use_behavior, l2=l2,
-                                         frequencies=frequencies, first_order=False, name='translations')
+                                         frequencies=frequencies, first_order=False, scale_numerics=False,
+                                         name='translations')
         self.first_order = FMFirstOrder()
         self.interaction = TranslationInteraction()
         pairs = max(self.fields.num_fields * (self.fields.num_fields - 1) // 2, 1)
@@ -63,20 +62,5 @@ class TransFM(RankingModel):
     def call(self, features, training=False):
         fields = self.fields(features, training=training)
         translations = self.translations(features, training=training)['vectors']
-        embeddings, values = self._unscaled(fields['vectors'], self.fields, features)
-        translations, _ = self._unscaled(translations, self.translations, features)
-        pairwise = self.distance_scale * self.interaction(embeddings, translations, values)
+        pairwise = self.distance_scale * self.interaction(fields['vectors'], translations, fields['values'])
         return click_outputs(self.first_order(fields['weights']) + pairwise)
-
-    @staticmethod
-    def _unscaled(vectors, layer, features):
-        """The vectors with each numeric field's x_f · v_f replaced by v_f, and the values x ``[B, n]``."""
-        looked_up = len(layer.embedded)
-        if not layer.numeric:
-            return vectors, None
-        batch = tf.shape(vectors)[0]
-        numeric = tf.broadcast_to(layer.numeric_vectors.vectors[tf.newaxis],
-                                  [batch, len(layer.numeric), vectors.shape[2]])
-        values = tf.concat([tf.ones([batch, looked_up]),
-                            tf.stack([tf.cast(features[f.name], tf.float32) for f in layer.numeric], axis=1)], axis=1)
-        return tf.concat([vectors[:, :looked_up], numeric], axis=1), values

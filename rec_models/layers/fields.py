@@ -34,10 +34,12 @@ class FieldVectors(tf.keras.layers.Layer):
         frequencies: training-data id counts per table, for the mini-batch-aware L2.
         first_order: build and return the first-order weights.
         vectors: build and return the field vectors (LR needs none).
+        scale_numerics: a numeric field's vector is x_f · v_f; False: v_f itself, and the output has ``'values'``
+            ``[B, n]``, the x_i (1 for looked-up fields), for interactions that are not bilinear in x (TransFM).
     """
 
     def __init__(self, inputs: ModelInputs, embedding_dim=8, use_behavior=False, l2=0.0, frequencies=None,
-                 first_order=True, vectors=True, **kwargs):
+                 first_order=True, vectors=True, scale_numerics=True, **kwargs):
         super().__init__(**kwargs)
         self.model_inputs = inputs
         self.embedding_dim = embedding_dim
@@ -45,6 +47,7 @@ class FieldVectors(tf.keras.layers.Layer):
         self.l2 = l2
         self.first_order = first_order
         self.vectors = vectors
+        self.scale_numerics = scale_numerics
         if not (first_order or vectors):
             raise ValueError('FieldVectors needs first_order or vectors')
         sized = inputs.with_embedding_dim(embedding_dim)
@@ -74,12 +77,25 @@ class FieldVectors(tf.keras.layers.Layer):
     def call(self, features, training=None):
         outputs = {}
         if self.vectors:
-            outputs['vectors'] = self._stack(features, self.embedding(features, training=training),
-                                             self.numeric_vectors(features))
+            numerics = self.numeric_vectors(features) if self.scale_numerics else self._unscaled_numerics(features)
+            outputs['vectors'] = self._stack(features, self.embedding(features, training=training), numerics)
+            if not self.scale_numerics:
+                outputs['values'] = self._values(features)
         if self.first_order:
             weights = self._stack(features, self.linear(features, training=training), self.numeric_weights(features))
             outputs['weights'] = tf.squeeze(weights, axis=-1)
         return outputs
+
+    def _unscaled_numerics(self, features):
+        """v_f for every numeric field: the numeric embedding of x = 1."""
+        return self.numeric_vectors({f.name: tf.ones_like(features[f.name], tf.float32) for f in self.numeric})
+
+    def _values(self, features):
+        """x_i per field, ``[B, n]``: 1 for the looked-up fields, the value for the numerics."""
+        rows = tf.shape(features[self.model_inputs.fields[0].name])[0]
+        values = [tf.ones(tf.stack([rows, len(self.embedded)]))]
+        values += [tf.cast(features[f.name], tf.float32)[:, tf.newaxis] for f in self.numeric]
+        return tf.concat(values, axis=1)
 
     def _stack(self, features, embeddings, numerics):
         """Field vectors in field order: lookups (sequences mean-pooled), then numerics → ``[B, n, width]``."""
@@ -95,7 +111,8 @@ class FieldVectors(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), 'inputs': self.model_inputs.to_dict(), 'embedding_dim': self.embedding_dim,
-                'use_behavior': self.use_behavior, 'l2': self.l2, 'first_order': self.first_order, 'vectors': self.vectors,
+                'use_behavior': self.use_behavior, 'l2': self.l2, 'first_order': self.first_order,
+                'vectors': self.vectors, 'scale_numerics': self.scale_numerics,
                 'frequency_tables': sorted(self._frequencies)}
 
     @classmethod

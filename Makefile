@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 MODEL ?= din
 CONFIG ?= tfx_pipeline/configs/demo.yaml
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 export TF_USE_LEGACY_KERAS := 1
 export PIP_IGNORE_REQUIRES_PYTHON := 1
@@ -27,9 +28,15 @@ demo: install
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
+# `make bench FAMILY=interaction` trains a whole model family on one data set (one JSON line per model, then a
+# table); without FAMILY, the training and serving benchmarks of MODEL.
 bench: install
+ifdef FAMILY
+	$(PY) benchmarks/family.py --family $(FAMILY) $(BENCH_ARGS)
+else
 	$(PY) benchmarks/train_throughput.py --model $(MODEL)
 	$(PY) benchmarks/serving_latency.py --model $(MODEL) --server_flag=--tensorflow_intra_op_parallelism=1
+endif
 
 models: install
 	$(PY) -m tfx_pipeline models

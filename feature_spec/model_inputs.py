@@ -57,11 +57,22 @@ class InputField:
 
 
 @dataclasses.dataclass(frozen=True)
+class FeatureCross:
+    """A cross product of categorical inputs named in the spec (Wide&Deep's wide part): one weight per combination
+    of their ids, hashed into ``hash_buckets`` weights."""
+    name: str
+    columns: Tuple[str, ...]
+    hash_buckets: int
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelInputs:
-    """All transformed model inputs, plus the names of the length feature and the labels."""
+    """All transformed model inputs, the spec's feature crosses, and the names of the length feature and the
+    labels."""
     fields: Tuple[InputField, ...]
     sequence_length: Optional[str] = None
     labels: Tuple[str, ...] = ('click',)
+    crosses: Tuple[FeatureCross, ...] = ()
 
     @property
     def label(self) -> str:
@@ -98,10 +109,13 @@ class ModelInputs:
             f if f.table is None else dataclasses.replace(f, embedding_dim=embedding_dim) for f in self.fields))
 
     def to_dict(self) -> dict:
-        return {'fields': [dataclasses.asdict(f) for f in self.fields],
-                        'sequence_length': self.sequence_length, 'labels': list(self.labels)}
+        return {'fields': [dataclasses.asdict(f) for f in self.fields], 'sequence_length': self.sequence_length,
+                'labels': list(self.labels),
+                'crosses': [{**dataclasses.asdict(c), 'columns': list(c.columns)} for c in self.crosses]}
 
     @classmethod
     def from_dict(cls, config: dict) -> 'ModelInputs':
-        return cls(fields=tuple(InputField(**f) for f in config['fields']),
-                              sequence_length=config.get('sequence_length'), labels=tuple(config.get('labels', ('click',))))
+        crosses = tuple(FeatureCross(c['name'], tuple(c['columns']), c['hash_buckets'])
+                        for c in config.get('crosses', ()))
+        return cls(fields=tuple(InputField(**f) for f in config['fields']), sequence_length=config.get('sequence_length'),
+                   labels=tuple(config.get('labels', ('click',))), crosses=crosses)

@@ -19,7 +19,7 @@ def model_inputs_from(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOut
     fields = [_field(spec, column, tft_output) for column in spec.features if column.kind != spec_lib.POSITION]
     fields = [_with_query(field, fields) for field in fields]
     return model_inputs.ModelInputs(
-        fields=tuple(fields), labels=spec.labels,
+        fields=tuple(fields), labels=spec.labels, crosses=spec.crosses,
         sequence_length=spec.behavior.length_feature if any(c.sequence for c in spec.features) else None)
 
 

@@ -15,6 +15,8 @@ One YAML file per data set describes every column (see ``feature_spec/specs/synt
       hist_time_gap: {source: hist_time, kind: timestamp, sequence: true, group: behavior,
                       transform: {type: time_gap, reference: request_time}}
       click:        {kind: label}
+    crosses:                            # Wide&Deep's wide part: hashed cross products of categorical features
+      age_x_category: {columns: [age_bucket, category], hash_buckets: 1000}
 
 The key of a column entry is the name of the transformed output; ``source`` names the raw column (default: the
 key), so one raw column can feed several outputs. Everything is checked when the spec is loaded: an unknown kind,
@@ -148,6 +150,7 @@ class FeatureSpec:
     behavior: Optional[Behavior]
     default_embedding_dim: int
     gauc_group: Optional[str] = None
+    crosses: Tuple[model_inputs.FeatureCross, ...] = ()
     path: str = '<memory>'
 
     def __getitem__(self, name: str) -> Column:
@@ -228,8 +231,8 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     """Builds a FeatureSpec from the YAML structure; raises SpecError naming the field at fault."""
     if not isinstance(raw, Mapping):
         raise SpecError(f'{path}: a feature spec is a mapping with "name" and "columns"')
-    _check_keys(raw, ('name', 'description', 'defaults', 'behavior', 'vocabularies', 'columns', 'gauc_group'),
-                path, 'top level')
+    _check_keys(raw, ('name', 'description', 'defaults', 'behavior', 'vocabularies', 'columns', 'gauc_group',
+                      'crosses'), path, 'top level')
     defaults = raw.get('defaults') or {}
     _check_keys(defaults, ('embedding_dim',), path, 'defaults')
     default_dim = _positive_int(defaults.get('embedding_dim', 8), path, 'defaults.embedding_dim')
@@ -249,7 +252,41 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
                        vocabularies=_complete_vocabularies(columns, vocabularies, path), behavior=behavior,
                        default_embedding_dim=default_dim, path=path)
     _check_references(spec)
-    return spec
+    crosses = tuple(_parse_cross(spec, name, options) for name, options in _mapping(raw.get('crosses'), path, 'crosses'))
+    return dataclasses.replace(spec, crosses=crosses)
+
+
+def _mapping(value: Any, path: str, where: str):
+    """The items of an optional mapping section (absent or empty: none)."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise SpecError(f'{path}: {where} must be a mapping')
+    return tuple(value.items())
+
+
+def crossable(column: Column) -> bool:
+    """Whether a column can be part of a feature cross: a served, non-sequence feature with one id per example."""
+    return column.is_feature and column.is_id and not column.sequence and column.kind != POSITION
+
+
+def _parse_cross(spec: FeatureSpec, name: str, options: Any) -> model_inputs.FeatureCross:
+    where = f'crosses.{name}'
+    _check_keys(options, ('columns', 'hash_buckets'), spec.path, where)
+    columns = options.get('columns')
+    if not isinstance(columns, list) or len(columns) < 2 or len(set(columns)) != len(columns):
+        raise SpecError(f'{spec.path}: {where}.columns must list two or more distinct columns, got {columns!r}')
+    features = {c.name: c for c in spec.features}
+    for column in columns:
+        if column not in features:
+            raise SpecError(f'{spec.path}: {where}.columns: {column!r} is not a feature column of the spec')
+        if not crossable(features[column]):
+            raise SpecError(f'{spec.path}: {where}.columns: {column!r} is not a categorical feature with one id per '
+                            'example (a sequence, a number or a position cannot be crossed)')
+    if name in features:
+        raise SpecError(f'{spec.path}: {where}: the name clashes with a column')
+    return model_inputs.FeatureCross(name, tuple(columns),
+                                     _positive_int(options.get('hash_buckets'), spec.path, f'{where}.hash_buckets'))
 
 
 def _parse_vocabulary(name: str, options: Mapping[str, Any], path: str) -> Vocabulary:

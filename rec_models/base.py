@@ -88,6 +88,11 @@ class RankingModel(tf.keras.Model):
         repeated = {name: tf.repeat(value, count, axis=0) for name, value in context.items()}
         return self({**repeated, **candidates}, training=False)
 
+    @classmethod
+    def check_hparams(cls, hparams):
+        """Rejects hyper-parameter values that cannot work (ValueError naming the hyper-parameter); called by
+        :func:`rec_models.registry.validate`, before any pipeline work. Models with such values override it."""
+
     def sequence_mask(self, features, field):
         """``[B, L]`` bool: step j of sequence ``field`` is valid iff j < the example's length."""
         return tf.sequence_mask(features[self.model_inputs.sequence_length], field.max_length)

@@ -16,8 +16,8 @@ import importlib
 import inspect
 
 MODEL_MODULES = ('rec_models.afm', 'rec_models.autoint', 'rec_models.dcn', 'rec_models.deepffm', 'rec_models.deepfm',
-                 'rec_models.din', 'rec_models.ffm', 'rec_models.fm', 'rec_models.lr', 'rec_models.nfm',
-                 'rec_models.pnn', 'rec_models.poly2', 'rec_models.transfm')
+                 'rec_models.din', 'rec_models.ffm', 'rec_models.fm', 'rec_models.fnn', 'rec_models.lr',
+                 'rec_models.nfm', 'rec_models.pnn', 'rec_models.poly2', 'rec_models.transfm', 'rec_models.wide_deep')
 _NOT_HPARAMS = ('self', 'inputs', 'frequencies')
 
 _registry = {}
@@ -75,11 +75,13 @@ def _check_hparams(name, cls, hparams):
 def validate(name, hparams=None):
     """The hyper-parameters ``name`` would be built with (defaults overridden by ``hparams``).
 
-    Raises ValueError for an unknown model name or an unknown hyper-parameter.
+    Raises ValueError for an unknown model name, an unknown hyper-parameter or a value the model rejects
+    (``cls.check_hparams``).
     """
     cls, merged = get(name)
     _check_hparams(name, cls, hparams or {})
     merged.update(hparams or {})
+    cls.check_hparams(merged)
     return merged
 
 

@@ -26,6 +26,9 @@ def test_shipped_spec_loads_with_shared_vocabularies():
         assert never_served not in serving
     assert 'request_time' in serving  # the reference of the time gaps is needed at serving time
     assert 'hist_time' in serving
+    crosses = {c.name: c for c in spec.crosses}
+    assert crosses['age_x_category'].columns == ('age_bucket', 'category')
+    assert crosses['age_x_category'].hash_buckets == 1000
 
 
 @pytest.mark.parametrize('mutate, message', [
@@ -45,6 +48,26 @@ def test_shipped_spec_loads_with_shared_vocabularies():
     (lambda s: s.update(gauc_group='session_id'), "gauc_group: 'session_id'"),
     (lambda s: s['behavior'].update(max_length=0), 'behavior.max_length must be a positive integer'),
     (lambda s: s['columns']['item_id']['transform'].update(top_k=10), "belong to the shared vocabulary 'item_id'"),
+    (lambda s: s.update(crosses=[['age_bucket', 'category']]), 'crosses must be a mapping'),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket'], 'hash_buckets': 9}),
+     'crosses.x.columns must list two or more distinct columns'),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'age_bucket'], 'hash_buckets': 9}),
+     'crosses.x.columns must list two or more distinct columns'),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'colour'], 'hash_buckets': 9}),
+     "crosses.x.columns: 'colour' is not a feature column"),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'hist_category'], 'hash_buckets': 9}),
+     "crosses.x.columns: 'hist_category' is not a categorical feature with one id per example"),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'price'], 'hash_buckets': 9}),
+     "crosses.x.columns: 'price' is not a categorical feature"),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'click'], 'hash_buckets': 9}),
+     "crosses.x.columns: 'click' is not a feature column"),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'city']}), 'crosses.x.hash_buckets'),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'city'], 'hash_buckets': 0}),
+     'crosses.x.hash_buckets must be a positive integer'),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'city'], 'hash_buckets': 9, 'weight': 2}),
+     "crosses.x: unknown option 'weight'"),
+    (lambda s: s['crosses'].update(city={'columns': ['age_bucket', 'gender'], 'hash_buckets': 9}),
+     'crosses.city: the name clashes with a column'),
 ])
 def test_bad_spec_is_rejected_naming_the_field(raw_spec, mutate, message):
     bad = copy.deepcopy(raw_spec)

@@ -6,7 +6,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from feature_spec.model_inputs import InputField, ModelInputs  # noqa: E402
+from feature_spec.model_inputs import FeatureCross, InputField, ModelInputs  # noqa: E402
 from rec_models import registry  # noqa: E402
 from rec_models.base import serving_signature  # noqa: E402
 from rec_models.layers import FieldEmbedding  # noqa: E402
@@ -53,7 +53,7 @@ INPUTS = ModelInputs(fields=(
     _categorical('hour', 'context', 25),
     _sequence('hist_item_id', 'item_id', 30, 'item_id'), _sequence('hist_category', 'category', 6, 'category'),
     _sequence('hist_time_gap', 'hist_time_gap', 8, None),
-), sequence_length='hist_length')
+), sequence_length='hist_length', crosses=(FeatureCross('gender_x_category', ('gender', 'category'), 50),))
 
 
 def _features(seed=0, n=B):
@@ -118,9 +118,12 @@ def test_fit_decreases_the_loss_on_a_learnable_rule(name):
     assert after['auc'] > 0.75, after
 
 
+@pytest.mark.parametrize('use_behavior', [True, 'learned'])
 @pytest.mark.parametrize('name', MODELS)
-def test_padded_history_steps_do_not_change_the_outputs(name):
-    model = registry.build(name, INPUTS, _small(name, use_behavior=True))
+def test_padded_history_steps_do_not_change_the_outputs(name, use_behavior):
+    if use_behavior == 'learned' and 'use_behavior' not in _accepted(name):
+        pytest.skip('the model reads the history its own way')
+    model = registry.build(name, INPUTS, _small(name, use_behavior=use_behavior))
     features = _features()
     noisy = _with_noisy_padding(features)
     assert any(not np.array_equal(noisy[k], features[k]) for k in noisy)
@@ -155,7 +158,7 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 def test_registry_names_and_rejections():
     assert registry.names() == ['afm', 'autoint', 'dcn', 'deepffm', 'deepfm', 'din', 'din_sum', 'fat_deepffm', 'ffm',
-                                'fm', 'lr', 'nfm', 'opnn', 'pnn', 'poly2', 'transfm']
+                                'fm', 'fnn', 'lr', 'nfm', 'opnn', 'pnn', 'poly2', 'transfm', 'wide_deep']
     assert registry.validate('din_sum')['pooling'] == 'sum'
     with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):
         registry.build('dien_v9', INPUTS)

@@ -13,7 +13,7 @@ the predictions line up with the raw rows, whose user ids give the GAUC.
 import dataclasses
 import os
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -97,8 +97,9 @@ class TrainingTimer(tf.keras.callbacks.Callback):
             self._started = None
 
 
-def fit_and_score(prepared: Prepared, config: TrainingConfig) -> Dict[str, Any]:
-    """Trains ``config.model`` and scores it on the raw test split.
+def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Trains ``config.model`` and scores it on the raw test split; with ``export_dir``, exports it there as the
+    Trainer does (a SavedModel with every serving signature).
 
     Returns model, test_auc, gauc, logloss, bayes_auc, fraction_of_ceiling, examples_per_s (training examples per
     second of ``fit``, validation included), params, epochs run and train rows.
@@ -107,7 +108,11 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig) -> Dict[str, Any]:
     model, history = trainer.train(prepared.spec, prepared.tft_output, [prepared.transformed['train']],
                                    [prepared.transformed['eval']], config, callbacks=[timer])
     epochs = len(history.history['loss'])
-    serving = export.ServingModel(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD)
+    if export_dir:
+        serving = export.export_serving_model(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD,
+                                              export_dir)
+    else:
+        serving = export.ServingModel(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD)
     predictions = predict_raw(serving, prepared.raw['test'])
     labels = prepared.test_columns[prepared.spec.labels[0]]
     test_auc = metrics.auc(labels, predictions)

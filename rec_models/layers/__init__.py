@@ -7,12 +7,14 @@
 * :mod:`.dice`: ``Dice`` activation
 * :mod:`.mlp`: ``MLP`` tower
 * :mod:`.interaction`: ``FMFirstOrder``, ``FMSecondOrder``; :mod:`.bi_interaction`: ``BiInteractionPooling`` (NFM);
-  :mod:`.poly2`: ``HashedPairwiseCross``; :mod:`.transfm`: ``TranslationInteraction``
+  :mod:`.poly2`: ``HashedPairwiseCross``; :mod:`.wide`: ``HashedFeatureCrosses`` (Wide&Deep);
+  :mod:`.transfm`: ``TranslationInteraction``
 * :mod:`.product`: ``InnerProduct``, ``OuterProduct`` (PNN); :mod:`.cross`: ``CrossNetwork`` (DCN)
 * :mod:`.afm`: ``AttentionalPairwisePooling``; :mod:`.self_attention`: ``InteractingLayer`` (AutoInt);
   :mod:`.cenet`: ``CENetFieldAttention`` (FAT-DeepFFM); :mod:`.activation_unit`: ``ActivationUnit``,
   ``AttentionPooling`` (DIN)
-* :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``
+* :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
+  ``LearnedStepValues``
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
@@ -26,14 +28,16 @@ from rec_models.layers.field_aware import FieldAwareEmbedding, FieldAwareInterac
 from rec_models.layers.fields import FieldVectors
 from rec_models.layers.interaction import FMFirstOrder, FMSecondOrder
 from rec_models.layers.mlp import MLP
-from rec_models.layers.pooling import MaskedMeanPooling, MaskedSumPooling
+from rec_models.layers.pooling import BehaviorStepValues, LearnedStepValues, MaskedMeanPooling, MaskedSumPooling
 from rec_models.layers.poly2 import HashedPairwiseCross
 from rec_models.layers.product import InnerProduct, OuterProduct
 from rec_models.layers.self_attention import InteractingLayer
 from rec_models.layers.transfm import TranslationInteraction
+from rec_models.layers.wide import HashedFeatureCrosses
 
-__all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BiInteractionPooling',
+__all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldVectors', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
-           'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling',
+           'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'LearnedStepValues', 'MLP',
+           'MaskedMeanPooling', 'MaskedSumPooling',
            'OuterProduct', 'TranslationInteraction']

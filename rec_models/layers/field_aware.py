@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import CATEGORICAL, NUMERIC, SEQUENCE, ModelInputs
 from rec_models.layers.embedding import FieldEmbedding
-from rec_models.layers.pooling import MaskedMeanPooling
+from rec_models.layers.pooling import BehaviorStepValues
 
 MODES = ('inner', 'hadamard')
 
@@ -76,8 +76,8 @@ class FieldAwareEmbedding(FieldEmbedding):
     * categorical: the row of its id in a table of width n·k, reshaped to ``[n, k]`` (the n vectors v_{x_i, f_j});
       fields sharing a vocabulary share the table, as in :class:`FieldEmbedding`;
     * numeric: x_i · V_i with V_i ``[n, k]`` learned (FFM's v_{i,f_j} x_i for a real-valued x_i);
-    * sequence: a multi-hot field with weights 1/length, as in the FM family's fields: the masked mean of its ids'
-      rows, reshaped to ``[n, k]``.
+    * sequence: a multi-valued field as in the FM family's fields (:class:`BehaviorStepValues`): Σ_j x_j of its
+      ids' rows, reshaped to ``[n, k]`` (x_j = 1/length, the masked mean, or learned with ``use_behavior='learned'``).
 
     The tables are a :class:`FieldEmbedding` over the categorical fields with every width set to n·k, so the
     mini-batch-aware L2 (``l2``, ``frequencies``) applies unchanged: it penalises the whole n·k row of every id in
@@ -91,7 +91,7 @@ class FieldAwareEmbedding(FieldEmbedding):
         frequencies: ``{table: vocab_size counts}`` for the L2, as in :class:`FieldEmbedding`; tables of fields
             that are not looked up here are ignored.
         embeddings_initializer: initializer of the tables and of the numeric matrices.
-        use_behavior: make every behaviour sequence a field.
+        use_behavior: make every behaviour sequence a field (False, True/``'mean'`` or ``'learned'``).
     """
 
     def __init__(self, inputs: ModelInputs, l2=0.0, frequencies=None, embeddings_initializer='uniform',
@@ -112,7 +112,7 @@ class FieldAwareEmbedding(FieldEmbedding):
         self.numeric_names = tuple(f.name for f in fields if f.kind == NUMERIC)
         self.sequences = tuple(f for f in fields if f.kind == SEQUENCE)
         self.use_behavior = use_behavior
-        self.pooling = MaskedMeanPooling() if self.sequences else None
+        self.step_values = BehaviorStepValues(inputs, use_behavior, name='step_values') if self.sequences else None
         self.dim = dim
 
     def build(self, input_shape):
@@ -124,9 +124,9 @@ class FieldAwareEmbedding(FieldEmbedding):
     def call(self, features, training=None):
         n = len(self.field_names)
         rows = super().call(features, training=training)
-        for field in self.sequences:  # [B, L, n·k] → the masked mean over valid steps
-            mask = tf.sequence_mask(features[self.field_inputs.sequence_length], field.max_length)
-            rows[field.name] = self.pooling(rows[field.name], mask=mask)
+        values = self.step_values(features) if self.sequences else None
+        for field in self.sequences:  # [B, L, n·k] → Σ_j x_j row_j
+            rows[field.name] = tf.einsum('bl,bld->bd', values, rows[field.name])
         matrices = {name: tf.reshape(row, [-1, n, self.dim]) for name, row in rows.items()}
         for i, name in enumerate(self.numeric_names):
             matrices[name] = tf.cast(features[name], tf.float32)[:, tf.newaxis, tf.newaxis] * self.numeric_matrices[i]

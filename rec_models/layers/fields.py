@@ -5,8 +5,10 @@ per field.
 
 * every non-sequence categorical input: e_i = its embedding row, w_i = its first-order weight (x_i = 1);
 * every numeric input f: e_f = x_f · v_f with a learned field vector v_f, first order w_f · x_f;
-* with ``use_behavior``, every behaviour sequence as a multi-hot field with weights 1/length: e = the masked mean
-  of its embeddings, the first order the masked mean of its w.
+* with ``use_behavior``, every behaviour sequence as a multi-valued field with values x_j: e = Σ_j x_j e_j, first
+  order Σ_j x_j w_j. ``use_behavior=True`` (or ``'mean'``): x_j = 1/length, the masked mean; ``'learned'``: x_j
+  learned from each step's time-gap bucket and behaviour type (:class:`~rec_models.layers.BehaviorStepValues`,
+  starting at 1/length), so that recent and strong behaviours can count more.
 
 Field order: the looked-up inputs in input order, then the numerics (:attr:`FieldVectors.field_names`). All fields
 share one width k: the interactions (inner products, ⊙) need it, so the tables are sized to k whatever widths the
@@ -19,7 +21,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import CATEGORICAL, NUMERIC, SEQUENCE, ModelInputs
 from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, NumericEmbedding, pop_inputs_and_frequencies
-from rec_models.layers.pooling import MaskedMeanPooling
+from rec_models.layers.pooling import BEHAVIOR_MODES, BehaviorStepValues
 
 
 class FieldVectors(tf.keras.layers.Layer):
@@ -29,7 +31,8 @@ class FieldVectors(tf.keras.layers.Layer):
     Args:
         inputs: the model inputs (their embedding widths are replaced by ``embedding_dim``).
         embedding_dim: k.
-        use_behavior: add the masked-mean-pooled behaviour sequences as fields.
+        use_behavior: add the behaviour sequences as fields: False (none), True or ``'mean'`` (x_j = 1/length) or
+            ``'learned'`` (x_j learned from the steps' side information).
         l2: λ of the mini-batch-aware L2 on the embeddings and first-order weights (0: off).
         frequencies: training-data id counts per table, for the mini-batch-aware L2.
         first_order: build and return the first-order weights.
@@ -64,7 +67,9 @@ class FieldVectors(tf.keras.layers.Layer):
             self.linear = LinearEmbedding(used, l2=l2, frequencies=self._frequencies, name='linear')
             self.numeric_weights = NumericEmbedding([f.name for f in self.numeric], 1, initializer='zeros',
                                                     name='numeric_weights')
-        self.pooling = MaskedMeanPooling() if use_behavior else None
+        if use_behavior not in BEHAVIOR_MODES:
+            raise ValueError(f'use_behavior must be one of {BEHAVIOR_MODES}, got {use_behavior!r}')
+        self.step_values = BehaviorStepValues(inputs, use_behavior, name='step_values') if use_behavior else None
 
     @property
     def field_names(self):
@@ -76,13 +81,14 @@ class FieldVectors(tf.keras.layers.Layer):
 
     def call(self, features, training=None):
         outputs = {}
+        values = self.step_values(features) if self.step_values is not None else None
         if self.vectors:
             numerics = self.numeric_vectors(features) if self.scale_numerics else self._unscaled_numerics(features)
-            outputs['vectors'] = self._stack(features, self.embedding(features, training=training), numerics)
+            outputs['vectors'] = self._stack(values, self.embedding(features, training=training), numerics)
             if not self.scale_numerics:
                 outputs['values'] = self._values(features)
         if self.first_order:
-            weights = self._stack(features, self.linear(features, training=training), self.numeric_weights(features))
+            weights = self._stack(values, self.linear(features, training=training), self.numeric_weights(features))
             outputs['weights'] = tf.squeeze(weights, axis=-1)
         return outputs
 
@@ -97,13 +103,13 @@ class FieldVectors(tf.keras.layers.Layer):
         values += [tf.cast(features[f.name], tf.float32)[:, tf.newaxis] for f in self.numeric]
         return tf.concat(values, axis=1)
 
-    def _stack(self, features, embeddings, numerics):
-        """Field vectors in field order: lookups (sequences mean-pooled), then numerics → ``[B, n, width]``."""
+    def _stack(self, values, embeddings, numerics):
+        """Field vectors in field order: lookups (sequences pooled with their x_j ``values``), then numerics →
+        ``[B, n, width]``."""
         vectors = []
         for field in self.embedded:
             if field.kind == SEQUENCE:
-                mask = tf.sequence_mask(features[self.model_inputs.sequence_length], field.max_length)
-                vectors.append(self.pooling(embeddings[field.name], mask=mask))
+                vectors.append(tf.einsum('bl,bld->bd', values, embeddings[field.name]))
             else:
                 vectors.append(embeddings[field.name])
         vectors += [numerics[f.name] for f in self.numeric]

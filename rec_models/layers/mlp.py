@@ -2,7 +2,7 @@
 
     h_0 = x,   h_{l+1} = dropout(σ(h_l · W_l + b_l)),   output = h_n · W_out + b_out   (if ``output_units``)
 
-σ is ReLU, PReLU (f(s) = s if s > 0 else α·s, α per channel) or Dice (:mod:`rec_models.layers.dice`). The
+σ is ReLU, tanh (FNN's choice), PReLU (f(s) = s if s > 0 else α·s, α per channel) or Dice (:mod:`rec_models.layers.dice`). The
 layer works on ``[..., d]`` inputs; a mask over the leading axes is passed on to Dice so that its batch
 statistics only see valid positions.
 """
@@ -11,13 +11,15 @@ import tensorflow as tf
 
 from rec_models.layers.dice import Dice
 
-ACTIVATIONS = ('relu', 'prelu', 'dice')
+ACTIVATIONS = ('relu', 'tanh', 'prelu', 'dice')
 
 
 def make_activation(name, rank):
     """The activation layer for inputs of ``rank``; PReLU shares its α over all axes but the last."""
     if name == 'relu':
         return tf.keras.layers.ReLU()
+    if name == 'tanh':
+        return tf.keras.layers.Activation('tanh')
     if name == 'prelu':
         return tf.keras.layers.PReLU(shared_axes=list(range(1, rank - 1)) or None)
     if name == 'dice':

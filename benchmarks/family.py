@@ -1,0 +1,81 @@
+"""Trains every model of a family on one synthetic data set and prints one JSON line per model (model,
+test_auc, gauc, logloss, fraction_of_ceiling, examples_per_s, params, …), then a readable table.
+
+    python benchmarks/family.py --family interaction --preset default     # make bench FAMILY=interaction
+    python benchmarks/family.py --family interaction --preset small --models lr fm fnn_fm_init
+
+Every model is trained the same way (the Trainer's settings below, the family's shared hyper-parameters) on the
+same data, generated and transformed once into ``--workdir``. ``fnn_fm_init`` is FNN initialised from the ``fm``
+trained in the same run (which is trained first when it is not in ``--models``).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfx_pipeline import data  # pylint: disable=wrong-import-position
+from tfx_pipeline import experiment  # pylint: disable=wrong-import-position
+from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
+
+FM_INITIALISED = 'fnn_fm_init'
+# Each family: its models in the order they are trained, and the hyper-parameters every one of them gets.
+FAMILIES = {
+    # History as fields whose step values are learned from the time gap and behaviour type (README, "Models").
+    'interaction': (('lr', 'poly2', 'fm', 'ffm', 'fnn', FM_INITIALISED, 'pnn', 'opnn', 'wide_deep', 'dcn', 'nfm', 'afm',
+                     'autoint', 'deepfm', 'deepffm', 'fat_deepffm', 'transfm'), {'use_behavior': 'learned'}),
+}
+COLUMNS = ('model', 'test_auc', 'gauc', 'logloss', 'fraction_of_ceiling', 'examples_per_s', 'params', 'epochs')
+
+
+def table(rows):
+    """The figures as a Markdown table."""
+    lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+    lines += ['| ' + ' | '.join(str(row[c]) for c in COLUMNS) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--family', default='interaction', choices=sorted(FAMILIES))
+    parser.add_argument('--models', nargs='+', help='a subset of the family (default: all of it)')
+    parser.add_argument('--preset', default='default', choices=sorted(data.PRESETS))
+    parser.add_argument('--seed', type=int, default=0, help='generator seed')
+    parser.add_argument('--epochs', type=int, default=TrainingConfig.epochs)
+    parser.add_argument('--batch_size', type=int, default=TrainingConfig.batch_size)
+    parser.add_argument('--hparams', default='{}', help='JSON of hyper-parameters over the family\'s shared ones')
+    parser.add_argument('--workdir', default=os.path.join('runs', 'bench'),
+                        help='generated and transformed data (reused when it holds the same data set) and the '
+                             'FM that fnn_fm_init starts from')
+    args = parser.parse_args(argv)
+
+    family, shared = FAMILIES[args.family]
+    models = args.models or list(family)
+    unknown = sorted(set(models) - set(family))
+    if unknown:
+        parser.error(f'--models: {unknown} are not in the {args.family} family {family}')
+    if FM_INITIALISED in models and 'fm' not in models:
+        models.insert(models.index(FM_INITIALISED), 'fm')
+    hparams = {**shared, **json.loads(args.hparams)}
+    generator = dataclasses.replace(data.PRESETS[args.preset], seed=args.seed).validate()
+    workdir = os.path.join(args.workdir, f'{args.preset}-{args.seed}')
+    prepared = experiment.prepare(generator, workdir)
+    fm_export = os.path.join(workdir, 'fm_model')
+    rows = []
+    for name in models:
+        model, model_hparams = name, dict(hparams)
+        if name == FM_INITIALISED:
+            model, model_hparams['fm_model'] = 'fnn', fm_export
+        config = TrainingConfig(model=model, hparams=model_hparams, epochs=args.epochs, batch_size=args.batch_size)
+        figures = experiment.fit_and_score(prepared, config, export_dir=fm_export if name == 'fm' else None)
+        rows.append({**figures, 'model': name, 'preset': args.preset})
+        print(json.dumps(rows[-1]), flush=True)
+    print(table(rows), flush=True)
+
+
+if __name__ == '__main__':
+    main()

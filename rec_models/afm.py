@@ -10,9 +10,8 @@ the first-order bias). The outputs also carry ``'attention_weights'`` ``[B, n(n�
 dropout) in pair order (0, 1), (0, 2), …, (n−2, n−1) over :attr:`FieldVectors.field_names`.
 
 Choice: the paper's L2 on the attention kernel W (``attention_l2``) is added in training only, like the
-mini-batch-aware L2, rather than as a Keras kernel regulariser (which the shared layer uses, and which would put
-a term in ``model.losses`` at inference and, even at λ = 0, at every call): :class:`_AttentionPooling` builds the
-same weights without the regulariser.
+mini-batch-aware L2, rather than as a Keras kernel regulariser (which would put a term in ``model.losses`` at
+inference and, even at λ = 0, at every call).
 """
 
 import tensorflow as tf
@@ -35,7 +34,8 @@ class AFM(RankingModel):
         dropout: dropout rate on the attention weights (training only).
         l2: λ of the mini-batch-aware L2 on the embeddings and first-order weights (0: off).
         attention_l2: λ of the L2 λ‖W‖² on the attention kernel, training only (0: off).
-        use_behavior: add the behaviour sequences as multi-hot fields (weights 1/length).
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, embedding_dim=8, attention_factor=16, dropout=0.0,

@@ -45,7 +45,8 @@ class AutoInt(RankingModel):
         activation: its activation.
         dropout: dropout rate after each of its hidden layers.
         l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
-        use_behavior: add the masked-mean-pooled behaviour sequences as fields.
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
         embedding_dim: k, the width of every field's embedding.
     """
 

@@ -32,7 +32,8 @@ class DCN(RankingModel):
         activation: the deep network's activation.
         dropout: dropout rate after each hidden layer of the deep network.
         l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
-        use_behavior: add the masked-mean-pooled behaviour sequences as fields.
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
         embedding_dim: k, the width of every field's embedding.
     """
 

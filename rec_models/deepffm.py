@@ -51,7 +51,8 @@ class DeepFFM(RankingModel):
         activation: the DNN's activation.
         dropout: dropout rate after each hidden layer.
         l2: λ of the mini-batch-aware L2 on the field-aware tables and the first-order weights (0: off).
-        use_behavior: add the behaviour sequences as fields.
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
         embedding_dim: k, the width of each field-aware vector v_{i,j}.
     """
 

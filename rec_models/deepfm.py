@@ -28,7 +28,8 @@ class DeepFM(RankingModel):
         dropout: dropout rate after each hidden layer.
         l2: λ of the mini-batch-aware L2 on the embeddings and the first-order weights (0: off); the defaults of
             ``l2`` and ``dropout`` are DIN's, so that the two are compared under the same regularisation.
-        use_behavior: add the masked-mean-pooled behaviour sequences as fields.
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
         embedding_dim: k, the width of every field's embedding.
     """
 

@@ -28,7 +28,8 @@ class FFM(RankingModel):
         frequencies: training-data id counts per table, for the mini-batch-aware L2.
         embedding_dim: k, the width of each field-aware latent vector (a feature has n of them).
         l2: λ of the mini-batch-aware L2 on the field-aware vectors and the first-order weights (0: off).
-        use_behavior: add the behaviour sequences as multi-hot fields (weights 1/length).
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, embedding_dim=4, l2=1.0, use_behavior=False, **kwargs):

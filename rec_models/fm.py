@@ -21,7 +21,8 @@ class FM(RankingModel):
         frequencies: training-data id counts per table, for the mini-batch-aware L2.
         embedding_dim: k, the width of the latent vectors.
         l2: λ of the mini-batch-aware L2 on the latent vectors and weights (0: off).
-        use_behavior: add the behaviour sequences as multi-hot fields (weights 1/length).
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, embedding_dim=8, l2=1.0, use_behavior=False, **kwargs):

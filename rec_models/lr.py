@@ -20,7 +20,8 @@ class LR(RankingModel):
         inputs: the model inputs.
         frequencies: training-data id counts per table, for the mini-batch-aware L2.
         l2: λ of the mini-batch-aware L2 on the weights (0: off).
-        use_behavior: add the behaviour sequences as multi-hot fields (weights 1/length).
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, l2=1.0, use_behavior=False, **kwargs):

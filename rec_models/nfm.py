@@ -27,7 +27,8 @@ class NFM(RankingModel):
         activation: their activation.
         dropout: dropout rate on f_BI and after each hidden layer.
         l2: λ of the mini-batch-aware L2 on the embeddings and weights (0: off).
-        use_behavior: add the behaviour sequences as multi-hot fields (weights 1/length).
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, embedding_dim=8, hidden_units=(64,), activation='relu',

@@ -43,7 +43,8 @@ class PNN(RankingModel):
         activation: the activation of the layers above l_1 (l_1 itself is ReLU, as in the paper).
         dropout: dropout rate after l_1 and after each hidden layer.
         l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
-        use_behavior: add the masked-mean-pooled behaviour sequences as fields.
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
         embedding_dim: k, the width of every field's embedding.
     """
 

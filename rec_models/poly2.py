@@ -36,7 +36,8 @@ class POLY2(RankingModel):
         num_buckets: size of the hashed table of the pair weights w_{h(i,j)}.
         l2: λ of the mini-batch-aware L2 on the first-order weights (0: off).
         cross_l2_scale: λ' / λ, the L2 on the pair weights used by the batch relative to ``l2``.
-        use_behavior: add the behaviour sequences as multi-hot first-order fields (weights 1/length).
+        use_behavior: the behaviour sequences as first-order fields: False (none), True or ``'mean'`` (weights
+            1/length) or ``'learned'`` (:class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, num_buckets=2 ** 20, l2=1.0, cross_l2_scale=1e-4,

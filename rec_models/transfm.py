@@ -41,7 +41,8 @@ class TransFM(RankingModel):
         embedding_dim: k, the width of the embeddings and of the translations.
         l2: λ of the mini-batch-aware L2 on the embeddings, translations and first-order weights (0: off).
         distance_scale: c, the factor of the pairwise term (``None``: 1 / the number of field pairs).
-        use_behavior: add the behaviour sequences as multi-hot fields (weights 1/length).
+        use_behavior: the behaviour sequences as fields: False (none), True or ``'mean'`` (weights 1/length) or
+            ``'learned'`` (weights from each step's time gap and type, :class:`~rec_models.layers.BehaviorStepValues`).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, embedding_dim=8, l2=1.0, use_behavior=False,

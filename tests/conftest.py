@@ -15,3 +15,12 @@ def fixture_prepared_small(tmp_path_factory):
     from tfx_pipeline import data, experiment  # pylint: disable=import-outside-toplevel
     config = dataclasses.replace(data.PRESETS['small'], seed=0)
     return experiment.prepare(config, str(tmp_path_factory.mktemp('small')))
+
+
+@pytest.fixture(name='tiny_data', scope='session')
+def fixture_tiny_data(tmp_path_factory):
+    """The ``tiny`` synthetic data set written as TFRecord and CSV, once for the session."""
+    from tfx_pipeline import data  # pylint: disable=import-outside-toplevel
+    directory = tmp_path_factory.mktemp('tiny')
+    data.generate_and_write(data.PRESETS['tiny'], str(directory))
+    return directory

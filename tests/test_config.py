@@ -10,7 +10,17 @@ def test_demo_config_and_overrides():
                                                                 'training.hparams={dropout: 0.1}'])
     assert config.training.model == 'deepfm' and config.training.epochs == 2
     assert dict(config.training.hparams) == {'dropout': 0.1}
-    assert config.serving_dir.endswith('runs/demo/serving/deepfm')
+    assert config.serving_dir('deepfm').endswith('runs/demo/serving/deepfm')
+    assert config.training.models == ('deepfm',) and config.node_id('Trainer', 'deepfm') == 'Trainer'
+    assert config_lib.TrainingConfig.from_dict(config.training.to_dict()) == config.training
+
+
+def test_several_models_get_their_own_nodes_and_the_same_schedule():
+    config = config_lib.load('tfx_pipeline/configs/demo.yaml', ['training.model=[lr, fm]', 'training.epochs=3'])
+    assert config.training.models == ('lr', 'fm')
+    assert [config.node_id('Trainer', m) for m in config.training.models] == ['Trainer.lr', 'Trainer.fm']
+    single = config.training.for_model('fm')
+    assert single.model == 'fm' and single.epochs == 3 and single.models == ('fm',)
     assert config_lib.TrainingConfig.from_dict(config.training.to_dict()) == config.training
 
 
@@ -27,6 +37,9 @@ def test_demo_config_and_overrides():
     ('runner.enable_cache=maybe', 'runner.enable_cache must be true or false'),
     ('colour=red', "unknown key 'colour'"),
     ('training', 'not of the form section.key=value'),
+    ('training.model=[]', 'training.model must be a name or a non-empty list of names'),
+    ('training.model=3', 'training.model must be a name or a non-empty list of names'),
+    ('training.model=[fm, fm]', 'training.model lists a name twice'),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, message):
     with pytest.raises(config_lib.ConfigError) as error:

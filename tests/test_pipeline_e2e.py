@@ -17,9 +17,6 @@ import csv
 import glob
 import json
 import os
-import subprocess
-import sys
-import textwrap
 import urllib.request
 
 import grpc
@@ -33,48 +30,16 @@ from serving import model_manager, signatures
 from serving.client import ServingClient, ServingError
 from serving.examples import join_for_rank, split_for_rank
 from serving.server import ModelServer, ServerOptions
-from tfx_pipeline import data, export
+from tfx_pipeline import export
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FRESH_PROCESS_SCORER = textwrap.dedent('''
-    import json, sys
-    import tensorflow as tf
-    model = tf.saved_model.load(sys.argv[1])
-    examples = [bytes.fromhex(h) for h in json.load(open(sys.argv[2]))]
-    scores = model.signatures['serving_default'](examples=tf.constant(examples))['probabilities'].numpy()
-    leaked = [m for m in sys.modules if m.split('.')[0] in ('rec_models', 'feature_spec', 'tfx_pipeline', 'serving')]
-    assert not leaked, leaked
-    print(json.dumps(scores.tolist()))
-''')
-
-
-def _run_cli(*args, cwd=REPO):
-    env = {**os.environ, 'TF_USE_LEGACY_KERAS': '1'}
-    return subprocess.run([sys.executable, '-m', 'tfx_pipeline', *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=1200, check=False)
-
-
-def _config(tmp_path, data_dir, name, data_format='tfrecord', **training):
-    training = {'model': 'din', 'epochs': 2, 'batch_size': 256, 'learning_rate': 0.002, **training}
-    path = tmp_path / f'{name}.yaml'
-    path.write_text(json.dumps({
-        'name': name, 'runs_dir': str(tmp_path / 'runs'), 'feature_spec': 'feature_spec/specs/synthetic.yaml',
-        'data': {'path': str(data_dir), 'format': data_format}, 'training': training,
-        'evaluation': {'auc_floor': 0.55}}))
-    return str(path)
-
-
-@pytest.fixture(name='tiny_data', scope='module')
-def fixture_tiny_data(tmp_path_factory):
-    directory = tmp_path_factory.mktemp('tiny')
-    data.generate_and_write(data.PRESETS['tiny'], str(directory))
-    return directory
+from fresh_process import score_in_fresh_process
+from pipeline_cli import REPO, run_cli, sample_predictions, write_config
 
 
 @pytest.fixture(name='pipeline_run', scope='module')
 def fixture_pipeline_run(tiny_data, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp('e2e')
-    result = _run_cli('run', '--config', _config(tmp_path, tiny_data, 'e2e'))
+    result = run_cli('run', '--config', write_config(tmp_path, tiny_data, 'e2e'))
     assert result.returncode == 0, result.stderr[-5000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     return summary, tmp_path, result
@@ -103,29 +68,15 @@ def test_pushed_model_serves_in_a_fresh_process_like_the_trainer(pipeline_run):
     assert serving_root == str(tmp_path / 'runs' / 'e2e' / 'serving' / 'din')
     assert os.path.basename(pushed).isdigit()  # <model>/<version>/, TF Serving's layout
 
-    examples, expected = _sample(tmp_path)
-    examples_file = tmp_path / 'examples.json'
-    examples_file.write_text(json.dumps([e.hex() for e in examples]))
-    scored = subprocess.run([sys.executable, '-c', FRESH_PROCESS_SCORER, pushed, str(examples_file)],
-                            cwd=str(tmp_path), env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'},
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert scored.returncode == 0, scored.stderr[-3000:]
-    fresh = np.array(json.loads(scored.stdout.strip().splitlines()[-1]))
+    examples, expected = sample_predictions(tmp_path / 'runs' / 'e2e')
+    fresh = score_in_fresh_process({pushed: examples}, str(tmp_path))[pushed]
     assert len(fresh) == len(expected) > 100
     np.testing.assert_allclose(fresh, expected, atol=1e-5, rtol=0)
 
 
-def _sample(tmp_path):
-    [sample_file] = glob.glob(str(tmp_path / 'runs' / 'e2e' / 'pipeline' / 'Trainer' / 'model_run' / '*' /
-                                  'sample_predictions.json'))
-    with open(sample_file) as f:
-        sample = json.load(f)
-    return [bytes.fromhex(h) for h in sample['examples']], np.array(sample['probabilities'])
-
-
 def test_served_over_grpc_and_rest_with_the_trainers_scores(pipeline_run):
     summary, tmp_path, _ = pipeline_run
-    examples, expected = _sample(tmp_path)
+    examples, expected = sample_predictions(tmp_path / 'runs' / 'e2e')
     pushed = summary['pushed_model']
     assert os.path.exists(os.path.join(pushed, signatures.WARMUP_FILE))
     version = int(os.path.basename(pushed))
@@ -193,7 +144,7 @@ def test_missing_label_column_is_rejected_before_any_component(tiny_data, tmp_pa
                     if split == 'test':
                         del example.features.feature['click']
                     writer.write(example.SerializeToString())
-    result = _run_cli('run', '--config', _config(tmp_path, bad, 'no_label'))
+    result = run_cli('run', '--config', write_config(tmp_path, bad, 'no_label'))
     assert result.returncode == 2
     assert "column 'click' is missing from the data" in result.stderr
     assert 'test' in result.stderr and 'Component' not in result.stderr
@@ -210,7 +161,7 @@ def test_string_in_numeric_column_is_stopped_by_example_validator(tiny_data, tmp
                 rows[len(rows) // 2][rows[0].index('price')] = 'expensive'  # not the first row
             with open(bad / 'csv' / split / os.path.basename(path), 'w', newline='') as target:
                 csv.writer(target).writerows(rows)
-    result = _run_cli('run', '--config', _config(tmp_path, bad, 'bad_csv', data_format='csv'))
+    result = run_cli('run', '--config', write_config(tmp_path, bad, 'bad_csv', data_format='csv'))
     assert result.returncode == 1, result.stderr[-3000:]
     assert 'the data does not match the feature spec' in result.stderr
     assert 'train/price:' in result.stderr
@@ -222,14 +173,11 @@ def _impression_id(serialized: bytes) -> int:
 
 
 def test_model_trained_from_csv_serves_typed_examples(tiny_data, tmp_path):
-    result = _run_cli('run', '--config', _config(tmp_path, tiny_data, 'from_csv', data_format='csv', epochs=1))
+    result = run_cli('run', '--config', write_config(tmp_path, tiny_data, 'from_csv', data_format='csv', epochs=1))
     assert result.returncode == 0, result.stderr[-5000:]
     pushed = json.loads(result.stdout.strip().splitlines()[-1])['pushed_model']
     assert os.path.exists(os.path.join(pushed, signatures.WARMUP_FILE))
-    [sample_file] = glob.glob(str(tmp_path / 'runs' / 'from_csv' / 'pipeline' / 'Trainer' / 'model_run' / '*' /
-                                  'sample_predictions.json'))
-    with open(sample_file) as f:
-        expected = np.array(json.load(f)['probabilities'])
+    _, expected = sample_predictions(tmp_path / 'runs' / 'from_csv')
     files = sorted(glob.glob(str(tiny_data / 'tfrecord' / 'test' / '*')))
     typed = [r.numpy() for r in tf.data.TFRecordDataset(files).take(len(expected))]  # the same rows as the CSV's
     model = tf.saved_model.load(pushed)

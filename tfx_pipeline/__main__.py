@@ -5,7 +5,7 @@
 
 ``run`` checks the config, the model, the feature spec and the data before any component starts, generates the
 synthetic data set if the config asks for one that is not there yet, runs the pipeline, and prints a one-line
-JSON summary as its last line.
+JSON summary per model as its last lines (one model: the last line).
 """
 
 import argparse
@@ -73,7 +73,8 @@ def _run(config: config_lib.PipelineConfig, spec) -> int:
     except DataAnomaliesError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    print(json.dumps(summary.summarize(config), sort_keys=False), flush=True)
+    for line in summary.summarize(config):
+        print(json.dumps(line, sort_keys=False), flush=True)
     return 0
 
 

@@ -9,7 +9,8 @@
       path: data/default                         # <path>/<format>/{train,eval,test}/
       format: tfrecord                           # or csv
       synthetic: {preset: default, seed: 7}      # generate the data there if it is missing (optional)
-    training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.003,
+    training: {model: din, hparams: {}, batch_size: 512,     # model: a name, or a list of names (one Trainer,
+                                                             # Evaluator and Pusher each, on one Transform) epochs: 8, learning_rate: 0.003,
                learning_rate_decay: 0.5, early_stopping_patience: 2, seed: 42, shuffle_buffer: 200000}
     evaluation: {auc_floor: 0.6}
     runner: {kind: local, beam_args: [], enable_cache: false}
@@ -19,7 +20,7 @@ Every unknown key, wrong type or impossible value raises :class:`ConfigError` na
 
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
@@ -34,7 +35,9 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    model: str = 'din'
+    # A registered model name, or a list of names: each model then gets its own Trainer, Evaluator and Pusher on
+    # the one Transform output, with the same hparams and schedule (every model must accept every hparam).
+    model: Union[str, Tuple[str, ...]] = dataclasses.field(default='din', metadata={'names': True})
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 512
     epochs: int = 8
@@ -50,8 +53,18 @@ class TrainingConfig:
     def from_dict(cls, values: Mapping[str, Any]) -> 'TrainingConfig':
         return _build(cls, values, 'training')
 
+    @property
+    def models(self) -> Tuple[str, ...]:
+        """The model names, one or several."""
+        return (self.model,) if isinstance(self.model, str) else tuple(self.model)
+
+    def for_model(self, name: str) -> 'TrainingConfig':
+        """This schedule and these hparams for the one model ``name``."""
+        return dataclasses.replace(self, model=name)
+
     def to_dict(self) -> Dict[str, Any]:
-        return {**dataclasses.asdict(self), 'hparams': dict(self.hparams)}
+        model = self.model if isinstance(self.model, str) else list(self.model)
+        return {**dataclasses.asdict(self), 'model': model, 'hparams': dict(self.hparams)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,10 +116,14 @@ class PipelineConfig:
     def metadata_path(self) -> str:
         return os.path.join(self.run_dir, 'metadata.sqlite')
 
-    @property
-    def serving_dir(self) -> str:
+    def node_id(self, component: str, model: str) -> str:
+        """The pipeline node id of a model's Trainer, Evaluator, Pusher or baseline resolver: the plain component
+        name when the run trains one model, ``<component>.<model>`` when it trains several."""
+        return component if isinstance(self.training.model, str) else f'{component}.{model}'
+
+    def serving_dir(self, model: str) -> str:
         """``runs/<name>/serving/<model>``: Pusher writes ``<version>/`` below it, the TF Serving layout."""
-        return os.path.join(self.run_dir, 'serving', self.training.model)
+        return os.path.join(self.run_dir, 'serving', model)
 
 
 _SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig,
@@ -163,8 +180,22 @@ def _build(cls, values: Mapping[str, Any], where: str):
         if dataclasses.is_dataclass(type(value)):
             kwargs[key] = value
             continue
-        kwargs[key] = _typed(value, default, _join(where, key))
+        if fields[key].metadata.get('names'):
+            kwargs[key] = _names(value, _join(where, key))
+        else:
+            kwargs[key] = _typed(value, default, _join(where, key))
     return cls(**kwargs)
+
+
+def _names(value, where):
+    """A name, or a non-empty list of distinct names (a tuple)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        if len(set(value)) != len(value):
+            raise ConfigError(f'config: {where} lists a name twice: {list(value)!r}')
+        return tuple(value)
+    raise ConfigError(f'config: {where} must be a name or a non-empty list of names, got {value!r}')
 
 
 def _typed(value, default, where):

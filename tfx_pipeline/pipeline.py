@@ -7,8 +7,10 @@ Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the featur
   ExampleValidator checks the data against what the spec declares; an AnomaliesGate stops the run with a report
   naming each wrong feature before Transform starts.
 * Transform analyses ``train`` and transforms every split with the spec's ``preprocessing_fn``.
-* Trainer trains on ``train``, stops early on ``eval``; the Evaluator scores ``test`` and blesses; the Pusher
-  copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
+* Trainer trains on ``train``, stops early on ``eval``; the Evaluator scores ``test`` and blesses against the
+  model's own last blessed version; the Pusher copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
+  With several models (``training.model`` a list) each gets its own Trainer, Evaluator and Pusher
+  (``Trainer.<model>``, …) on the one Transform output.
 """
 
 import os
@@ -35,6 +37,37 @@ def write_schema(spec: spec_lib.FeatureSpec, data_format: str, directory: str) -
     path = os.path.join(directory, 'schema.pbtxt')
     io_utils.write_pbtxt_file(path, schema_lib.schema(spec, data_format))
     return path
+
+
+def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str, example_gen, transform) -> list:
+    """Trainer → Evaluator (against the model's own last blessed version) → Pusher for one model."""
+    data = config.data
+    custom_config = {'feature_spec': os.path.abspath(spec.path), 'data_format': data.format,
+                     'training': config.training.for_model(model).to_dict(),
+                     'sample_examples': os.path.abspath(data.split_pattern('test'))}
+    trainer = tfx.components.Trainer(
+        run_fn='tfx_pipeline.trainer.run_fn',
+        examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],
+        train_args=tfx.proto.TrainArgs(splits=['train']), eval_args=tfx.proto.EvalArgs(splits=['eval']),
+        custom_config=custom_config).with_id(config.node_id('Trainer', model))
+    evaluator_id = config.node_id('Evaluator', model)
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model, producer_component_id=trainer.id),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=evaluator_id),
+    ).with_id(config.node_id('latest_blessed_model_resolver', model))
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
+        baseline_model=baseline.outputs['model'], example_splits=['test'],
+        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor,
+                                           export.evaluation_signature(data.format))).with_id(evaluator_id)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir(model)))
+    ).with_id(config.node_id('Pusher', model))
+    return [trainer, baseline, evaluator, pusher]
 
 
 def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.dsl.Pipeline:
@@ -64,30 +97,9 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
         disable_statistics=True)
     transform.add_upstream_node(gate)
 
-    custom_config = {'feature_spec': spec_path, 'data_format': data.format, 'training': config.training.to_dict()}
-    custom_config['sample_examples'] = os.path.abspath(data.split_pattern('test'))
-    trainer = tfx.components.Trainer(
-        run_fn='tfx_pipeline.trainer.run_fn',
-        examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],
-        train_args=tfx.proto.TrainArgs(splits=['train']), eval_args=tfx.proto.EvalArgs(splits=['eval']),
-        custom_config=custom_config)
-
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id('latest_blessed_model_resolver')
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
-        baseline_model=baseline.outputs['model'], example_splits=['test'],
-        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor, export.evaluation_signature(data.format)))
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
-
-    components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform, trainer,
-                  baseline, evaluator, pusher]
+    components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+    for model in config.training.models:
+        components += _model_branch(config, spec, model, example_gen, transform)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components,
         enable_cache=config.runner.enable_cache,

@@ -19,10 +19,11 @@ _KINDS = {'int64_list': 'int64', 'float_list': 'float32', 'bytes_list': 'string'
 
 def validate(config: PipelineConfig) -> spec_lib.FeatureSpec:
     """Returns the loaded feature spec; raises ConfigError or SpecError naming what is wrong."""
-    try:
-        registry.validate(config.training.model, dict(config.training.hparams))
-    except ValueError as e:
-        raise ConfigError(f'config: training: {e}') from e
+    for model in config.training.models:
+        try:
+            registry.validate(model, dict(config.training.hparams))
+        except ValueError as e:
+            raise ConfigError(f'config: training: {e}') from e
     spec = spec_lib.load(config.feature_spec)
     for split in SPLITS:
         directory = config.data.split_dir(split)

@@ -1,0 +1,38 @@
+"""Scores exported SavedModels in a fresh Python process that never imports this project, as TF Serving would
+load them: only TensorFlow, ``tf.saved_model.load`` and the ``serving_default`` signature."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Dict, Sequence
+
+import numpy as np
+
+PROJECT_PACKAGES = ('rec_models', 'feature_spec', 'tfx_pipeline', 'serving')
+_SCORER = textwrap.dedent(f'''
+    import json, sys
+    import tensorflow as tf
+    scores = {{}}
+    for model_dir, examples in json.load(open(sys.argv[1])).items():
+        model = tf.saved_model.load(model_dir)
+        batch = tf.constant([bytes.fromhex(h) for h in examples])
+        scores[model_dir] = model.signatures['serving_default'](examples=batch)['probabilities'].numpy().tolist()
+    leaked = [m for m in sys.modules if m.split('.')[0] in {PROJECT_PACKAGES!r}]
+    assert not leaked, leaked
+    print(json.dumps(scores))
+''')
+
+
+def score_in_fresh_process(jobs: Dict[str, Sequence[bytes]], workdir: str) -> Dict[str, np.ndarray]:
+    """``{SavedModel dir: serialized tf.Examples}`` → ``{dir: probabilities}``, all in one fresh process run from
+    ``workdir`` (so that the project is not importable from the working directory)."""
+    jobs_file = os.path.join(workdir, 'fresh_process_jobs.json')
+    with open(jobs_file, 'w') as f:
+        json.dump({path: [e.hex() for e in examples] for path, examples in jobs.items()}, f)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    scored = subprocess.run([sys.executable, '-c', _SCORER, jobs_file], cwd=workdir, env=env, capture_output=True,
+                            text=True, timeout=900, check=False)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    return {path: np.array(scores) for path, scores in json.loads(scored.stdout.strip().splitlines()[-1]).items()}

@@ -4,8 +4,9 @@ test_auc, gauc, logloss, fraction_of_ceiling, examples_per_s, params, …), then
     python benchmarks/family.py --family interaction --preset default     # make bench FAMILY=interaction
     python benchmarks/family.py --family interaction --preset small --models lr fm fnn_fm_init
 
-Every model is trained the same way (the Trainer's settings below, the family's shared hyper-parameters) on the
-same data, generated and transformed once into ``--workdir``. ``fnn_fm_init`` is FNN initialised from the ``fm``
+Every model is trained the same way (the Trainer's settings below, the family's shared hyper-parameters, each
+model taking those it accepts: LR has no embedding width) on the same data, generated and transformed once into
+``--workdir``. ``fnn_fm_init`` is FNN initialised from the ``fm``
 trained in the same run (which is trained first when it is not in ``--models``).
 """
 
@@ -18,6 +19,7 @@ import sys
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from rec_models import registry  # pylint: disable=wrong-import-position
 from tfx_pipeline import data  # pylint: disable=wrong-import-position
 from tfx_pipeline import experiment  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
@@ -25,11 +27,18 @@ from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-p
 FM_INITIALISED = 'fnn_fm_init'
 # Each family: its models in the order they are trained, and the hyper-parameters every one of them gets.
 FAMILIES = {
-    # History as fields whose step values are learned from the time gap and behaviour type (README, "Models").
+    # History as fields whose step values are learned from the time gap and behaviour type (README, "Models"); one
+    # width k = 16 for every field, the spec's width of the item, category and brand embeddings.
     'interaction': (('lr', 'poly2', 'fm', 'ffm', 'fnn', FM_INITIALISED, 'pnn', 'opnn', 'wide_deep', 'dcn', 'nfm', 'afm',
-                     'autoint', 'deepfm', 'deepffm', 'fat_deepffm', 'transfm'), {'use_behavior': 'learned'}),
+                     'autoint', 'deepfm', 'deepffm', 'fat_deepffm', 'transfm'),
+                    {'use_behavior': 'learned', 'embedding_dim': 16}),
 }
 COLUMNS = ('model', 'test_auc', 'gauc', 'logloss', 'fraction_of_ceiling', 'examples_per_s', 'params', 'epochs')
+
+
+def _registered(name):
+    """The registered model a benchmark entry trains."""
+    return 'fnn' if name == FM_INITIALISED else name
 
 
 def table(rows):
@@ -60,16 +69,22 @@ def main(argv=None):
         parser.error(f'--models: {unknown} are not in the {args.family} family {family}')
     if FM_INITIALISED in models and 'fm' not in models:
         models.insert(models.index(FM_INITIALISED), 'fm')
-    hparams = {**shared, **json.loads(args.hparams)}
+    given = json.loads(args.hparams)
+    hparams = {**shared, **given}
+    accepted = {name: set(registry.hparam_names(registry.get(_registered(name))[0])) for name in models}
+    unused = sorted(set(given) - set().union(*accepted.values()))
+    if unused:
+        parser.error(f'--hparams: no model of {models} accepts {unused}')
     generator = dataclasses.replace(data.PRESETS[args.preset], seed=args.seed).validate()
     workdir = os.path.join(args.workdir, f'{args.preset}-{args.seed}')
     prepared = experiment.prepare(generator, workdir)
     fm_export = os.path.join(workdir, 'fm_model')
     rows = []
     for name in models:
-        model, model_hparams = name, dict(hparams)
+        model = _registered(name)
+        model_hparams = {key: value for key, value in hparams.items() if key in accepted[name]}
         if name == FM_INITIALISED:
-            model, model_hparams['fm_model'] = 'fnn', fm_export
+            model_hparams['fm_model'] = fm_export
         config = TrainingConfig(model=model, hparams=model_hparams, epochs=args.epochs, batch_size=args.batch_size)
         figures = experiment.fit_and_score(prepared, config, export_dir=fm_export if name == 'fm' else None)
         rows.append({**figures, 'model': name, 'preset': args.preset})

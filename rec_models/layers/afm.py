@@ -21,6 +21,8 @@ with W ``[k, t]``, b ``[t]`` and h ``[t]`` for an attention factor t. Choices:
 import numpy as np
 import tensorflow as tf
 
+from rec_models.layers.softmax import masked_softmax
+
 
 class AttentionalPairwisePooling(tf.keras.layers.Layer):
     """f_Att = Σ_{i<j} a_ij (e_i ⊙ e_j) with a_ij = softmax(hᵀ ReLU(W (e_i ⊙ e_j) + b)).
@@ -62,7 +64,7 @@ class AttentionalPairwisePooling(tf.keras.layers.Layer):
             weights = tf.nn.softmax(scores, axis=-1)
         else:
             valid = tf.cast(mask, scores.dtype)
-            weights = _masked_softmax(scores, tf.gather(valid, rows, axis=1) * tf.gather(valid, cols, axis=1))
+            weights = masked_softmax(scores, tf.gather(valid, rows, axis=1) * tf.gather(valid, cols, axis=1))
         dropped = self.dropout_layer(weights, training=training)
         return tf.einsum('bp,bpk->bk', dropped, products), weights
 
@@ -70,10 +72,3 @@ class AttentionalPairwisePooling(tf.keras.layers.Layer):
         return {**super().get_config(), 'attention_factor': self.attention_factor, 'dropout': self.dropout,
                 'l2': self.l2}
 
-
-def _masked_softmax(scores, valid):
-    """Softmax over the valid entries (``valid`` 1/0) of the last axis; an all-invalid row gives zeros."""
-    largest = tf.reduce_max(tf.where(valid > 0, scores, scores.dtype.min), axis=-1, keepdims=True)
-    shifted = scores - tf.stop_gradient(largest)                                           # softmax is shift-free
-    exponentials = tf.exp(tf.where(valid > 0, shifted, 0.0)) * valid
-    return tf.math.divide_no_nan(exponentials, tf.reduce_sum(exponentials, axis=-1, keepdims=True))

@@ -8,7 +8,8 @@ per field.
 * with ``use_behavior``, every behaviour sequence as a multi-valued field with values x_j: e = Σ_j x_j e_j, first
   order Σ_j x_j w_j. ``use_behavior=True`` (or ``'mean'``): x_j = 1/length, the masked mean; ``'learned'``: x_j
   learned from each step's time-gap bucket and behaviour type (:class:`~rec_models.layers.BehaviorStepValues`,
-  starting at 1/length), so that recent and strong behaviours can count more.
+  starting at 1/L, L the maximum length), so that recent and strong behaviours can count more and a short
+  history less.
 
 Field order: the looked-up inputs in input order, then the numerics (:attr:`FieldVectors.field_names`). All fields
 share one width k: the interactions (inner products, ⊙) need it, so the tables are sized to k whatever widths the

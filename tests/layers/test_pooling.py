@@ -38,22 +38,24 @@ def _side(seed=1):
     return {'gap': rng.integers(0, 6, size=(3, 4)), 'type': rng.integers(0, 3, size=(3, 4))}
 
 
-def test_learned_step_values_start_as_the_mean_and_follow_their_formula():
+def test_learned_step_values_start_as_the_sum_over_the_max_length_and_follow_their_formula():
     values, mask = _batch()
     side = _side()
     layer = LearnedStepValues({'gap': 6, 'type': 3})
     x = layer(side, mask).numpy()
     pooled = np.einsum('bl,bld->bd', x, values)
-    np.testing.assert_allclose(pooled, MaskedMeanPooling()(values, mask=mask), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(pooled, MaskedSumPooling()(values, mask=mask) / 4, rtol=1e-6, atol=1e-7)
+    full = mask.all(axis=1)
+    assert full.any() and not full.all()  # a full history pools to its mean, a short one weighs less
+    np.testing.assert_allclose(pooled[full], MaskedMeanPooling()(values, mask=mask).numpy()[full], rtol=1e-6)
     rng = np.random.default_rng(2)
     for table in layer.tables.values():
         table.assign(rng.normal(size=table.shape).astype(np.float32))
     x = layer(side, mask).numpy()
     gap, kind = layer.tables['gap'].numpy(), layer.tables['type'].numpy()
     for b in range(3):
-        length = max(mask[b].sum(), 1)
         for j in range(4):
-            expected = np.exp(gap[side['gap'][b, j]] + kind[side['type'][b, j]]) / length if mask[b, j] else 0.0
+            expected = np.exp(gap[side['gap'][b, j]] + kind[side['type'][b, j]]) / 4 if mask[b, j] else 0.0
             assert x[b, j] == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 

@@ -5,11 +5,9 @@ Embedding&MLP with a candidate-dependent user interest (§4.3):
     v_U(A) = Σ_j a(e_j, v_A) · [e_j, s_j]           (local activation unit, no softmax)
     p = sigmoid(MLP_Dice([user profile, v_U(A), candidate A, context]))
 
-* v_A, the query: the concatenated embeddings of the candidate's fields that the behaviour sequences name as
-  their ``query`` (``item_id``, ``category``, ``brand``), in sequence-field order.
-* e_j, the keys: the concatenated embeddings of step j of those sequences (same order, same tables).
-* s_j, side information: the concatenated embeddings of step j of the sequences with no query (time-gap
-  bucket, behaviour type); an input of the activation unit, and pooled with the keys as part of the behaviour.
+v_A (the query), e_j (the keys) and s_j (side information: time-gap bucket, behaviour type) are those of
+:class:`~rec_models.behavior.BehaviorModel`; s_j is an input of the activation unit, and pooled with the keys as
+part of the behaviour.
 
 Training uses the mini-batch-aware L2 on the embeddings (§5.1) and Dice (§5.2) in both MLPs. With
 ``pooling='sum'`` the activation unit is replaced by masked sum pooling, v_U = Σ_j [e_j, s_j]: the
@@ -22,9 +20,10 @@ unit's per-behaviour part computed once (the user rows have batch 1 and broadcas
 
 import tensorflow as tf
 
-from feature_spec.model_inputs import BEHAVIOR, GROUPS, NUMERIC, SEQUENCE, ModelInputs
-from rec_models.base import RankingModel, click_outputs
-from rec_models.layers import MLP, AttentionPooling, FieldEmbedding, MaskedSumPooling
+from feature_spec.model_inputs import ModelInputs
+from rec_models.base import click_outputs
+from rec_models.behavior import BehaviorModel
+from rec_models.layers import MLP, AttentionPooling, MaskedSumPooling
 from rec_models.registry import register
 
 POOLINGS = ('attention', 'sum')
@@ -32,7 +31,7 @@ POOLINGS = ('attention', 'sum')
 
 @register('din_sum', pooling='sum')
 @register('din')
-class DIN(RankingModel):
+class DIN(BehaviorModel):
     """DIN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}``;
     ``attention_weights`` (``[B, L]``, 0 at padded steps) only with ``pooling='attention'``.
 
@@ -51,22 +50,11 @@ class DIN(RankingModel):
 
     def __init__(self, inputs: ModelInputs, frequencies=None, hidden_units=(200, 80), attention_units=(80, 40),
                  activation='dice', dropout=0.2, l2=1.0, pooling='attention', **kwargs):
-        super().__init__(inputs, frequencies=frequencies, **kwargs)
+        super().__init__(inputs, frequencies=frequencies, l2=l2, **kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f'unknown pooling {pooling!r}; expected one of {POOLINGS}')
         self.hparams = {'hidden_units': tuple(hidden_units), 'attention_units': tuple(attention_units),
                         'activation': activation, 'dropout': dropout, 'l2': l2, 'pooling': pooling}
-        sequences = inputs.of_kind(SEQUENCE)
-        self.keyed = tuple(f for f in sequences if f.query is not None)
-        self.side = tuple(f for f in sequences if f.query is None)
-        if not self.keyed or inputs.sequence_length is None:
-            raise ValueError('DIN needs behaviour sequences with a query and a sequence_length feature')
-        if len({f.max_length for f in sequences}) != 1:
-            raise ValueError('DIN needs behaviour sequences of one max_length (they share one length feature)')
-        for field in self.keyed:
-            if inputs[field.query].embedding_dim != field.embedding_dim:
-                raise ValueError(f'{field.name!r} and its query {field.query!r} differ in embedding width')
-        self.embedding = FieldEmbedding(inputs, l2=l2, frequencies=frequencies, name='embedding')
         if pooling == 'attention':
             self.pooling = AttentionPooling(attention_units, activation=activation, name='attention')
         else:
@@ -86,25 +74,15 @@ class DIN(RankingModel):
         are broadcast to the ``rows`` candidates."""
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
-        keys = tf.concat([embeddings[f.name] for f in self.keyed], axis=-1)
+        keys, query, side = self.behaviours(embeddings)
         extra = {}
         if self.hparams['pooling'] == 'attention':
-            attention_inputs = {'keys': keys, 'query': tf.concat([embeddings[f.query] for f in self.keyed], -1)}
-            if self.side:
-                attention_inputs['side'] = tf.concat([embeddings[f.name] for f in self.side], axis=-1)
+            attention_inputs = {'keys': keys, 'query': query}
+            if side is not None:
+                attention_inputs['side'] = side
             interest, extra['attention_weights'] = self.pooling(attention_inputs, mask=mask, training=training)
         else:
-            interest = self.pooling(tf.concat([keys] + [embeddings[f.name] for f in self.side], axis=-1), mask=mask)
-        parts = []
-        for group in GROUPS:
-            for field in self.model_inputs.in_group(group):
-                if field.kind == NUMERIC:
-                    parts.append(tf.cast(features[field.name], tf.float32)[:, tf.newaxis])
-                elif field.kind != SEQUENCE:
-                    parts.append(embeddings[field.name])
-            if group == BEHAVIOR:
-                parts.append(interest)
-        if rows is not None:
-            parts = [tf.broadcast_to(part, tf.stack([rows, part.shape[-1]])) for part in parts]
-        logits = tf.squeeze(self.mlp(tf.concat(parts, axis=-1), training=training), axis=-1)
+            interest = self.pooling(keys if side is None else tf.concat([keys, side], axis=-1), mask=mask)
+        mlp_input = self.mlp_input(features, embeddings, interest, rows=rows)
+        logits = tf.squeeze(self.mlp(mlp_input, training=training), axis=-1)
         return click_outputs(logits, **extra)

@@ -14,7 +14,8 @@
   :mod:`.cenet`: ``CENetFieldAttention`` (FAT-DeepFFM); :mod:`.activation_unit`: ``ActivationUnit``,
   ``AttentionPooling`` (DIN)
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
-  ``LearnedStepValues``
+  ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
+* :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
@@ -26,7 +27,9 @@ from rec_models.layers.dice import Dice
 from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, NumericEmbedding
 from rec_models.layers.field_aware import FieldAwareEmbedding, FieldAwareInteraction
 from rec_models.layers.fields import FieldVectors
+from rec_models.layers.gru import InterestGRU
 from rec_models.layers.interaction import FMFirstOrder, FMSecondOrder
+from rec_models.layers.interest_evolution import InterestEvolution
 from rec_models.layers.mlp import MLP
 from rec_models.layers.pooling import BehaviorStepValues, LearnedStepValues, MaskedMeanPooling, MaskedSumPooling
 from rec_models.layers.poly2 import HashedPairwiseCross
@@ -38,6 +41,7 @@ from rec_models.layers.wide import HashedFeatureCrosses
 __all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldVectors', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
-           'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'LearnedStepValues', 'MLP',
+           'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'InterestEvolution',
+           'InterestGRU', 'LearnedStepValues', 'MLP',
            'MaskedMeanPooling', 'MaskedSumPooling',
            'OuterProduct', 'TranslationInteraction']

@@ -1,0 +1,79 @@
+"""The base of the models that read the behaviour sequences step by step (DIN, DIEN, …).
+
+The inputs are split as in the DIN paper (seeds ``003``/``004``):
+
+* the keys e_j: the concatenated embeddings of step j of the sequences that name a target ``query``
+  (``hist_item_id``, ``hist_category``, ``hist_brand``), in sequence-field order;
+* the query v_A: the concatenated embeddings of those target fields (``item_id``, ``category``, ``brand``), the same
+  order and tables, so e_j and v_A have one width;
+* the side information s_j: the concatenated embeddings of step j of the sequences with no query (time-gap
+  bucket, behaviour type).
+
+Every table is looked up by one :class:`~rec_models.layers.FieldEmbedding` with the mini-batch-aware L2. The final
+MLP's input is every non-sequence field in group order (user, behaviour, item, context; numerics as they are)
+with the model's user interest in the place of the behaviour group (:meth:`BehaviorModel.mlp_input`).
+"""
+
+import tensorflow as tf
+
+from feature_spec.model_inputs import BEHAVIOR, GROUPS, NUMERIC, SEQUENCE, ModelInputs
+from rec_models.base import RankingModel
+from rec_models.layers import FieldEmbedding
+
+
+class BehaviorModel(RankingModel):
+    """Checks the sequence inputs and holds the embeddings; subclasses build the interest and the MLP.
+
+    Args:
+        inputs: the model inputs; needs sequences with a ``query`` and a ``sequence_length``.
+        frequencies: training-data id counts per table, for the mini-batch-aware L2.
+        l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
+
+    Raises:
+        ValueError: no sequence with a query, no length feature, sequences of several lengths, or a sequence
+            whose width differs from its query's.
+    """
+
+    def __init__(self, inputs: ModelInputs, frequencies=None, l2=1.0, **kwargs):
+        super().__init__(inputs, frequencies=frequencies, **kwargs)
+        name = type(self).__name__
+        sequences = inputs.of_kind(SEQUENCE)
+        self.keyed = tuple(f for f in sequences if f.query is not None)
+        self.side = tuple(f for f in sequences if f.query is None)
+        if not self.keyed or inputs.sequence_length is None:
+            raise ValueError(f'{name} needs behaviour sequences with a query and a sequence_length feature')
+        if len({f.max_length for f in sequences}) != 1:
+            raise ValueError(f'{name} needs behaviour sequences of one max_length (they share one length feature)')
+        for field in self.keyed:
+            if inputs[field.query].embedding_dim != field.embedding_dim:
+                raise ValueError(f'{field.name!r} and its query {field.query!r} differ in embedding width')
+        self.embedding = FieldEmbedding(inputs, l2=l2, frequencies=frequencies, name='embedding')
+
+    @property
+    def key_dim(self) -> int:
+        """The width of e_j and v_A."""
+        return sum(f.embedding_dim for f in self.keyed)
+
+    def behaviours(self, embeddings):
+        """``(keys [B, L, d], query [B, d], side [B, L, d_s] or None)`` from the looked-up embeddings."""
+        keys = tf.concat([embeddings[f.name] for f in self.keyed], axis=-1)
+        query = tf.concat([embeddings[f.query] for f in self.keyed], axis=-1)
+        side = tf.concat([embeddings[f.name] for f in self.side], axis=-1) if self.side else None
+        return keys, query, side
+
+    def mlp_input(self, features, embeddings, interest, rows=None):
+        """[user profile, interest, candidate, context]: every non-sequence field in group order, numerics as they
+        are, ``interest`` ``[B, d_u]`` in the place of the behaviour group. With ``rows`` (``rank``), the parts of
+        batch 1 are broadcast to the ``rows`` candidates."""
+        parts = []
+        for group in GROUPS:
+            for field in self.model_inputs.in_group(group):
+                if field.kind == NUMERIC:
+                    parts.append(tf.cast(features[field.name], tf.float32)[:, tf.newaxis])
+                elif field.kind != SEQUENCE:
+                    parts.append(embeddings[field.name])
+            if group == BEHAVIOR:
+                parts.append(interest)
+        if rows is not None:
+            parts = [tf.broadcast_to(part, tf.stack([rows, part.shape[-1]])) for part in parts]
+        return tf.concat(parts, axis=-1)

@@ -1,0 +1,130 @@
+"""Deep Interest Evolution Network (Zhou et al., *Deep Interest Evolution Network for Click-Through Rate
+Prediction*, AAAI 2019; seeds ``003``/``004``).
+
+* Interest extractor (§4.2): a GRU over the behaviours, i_t = [e_t, s_t] (the behaviour's keys and side
+  information of :class:`~rec_models.behavior.BehaviorModel`; the time gap and behaviour type are our documented
+  extension, as in DIN), with hidden width d = the width of e_t, so that h_t can be scored against a behaviour.
+  The **auxiliary loss** (eq. 1) supervises each h_t with the next behaviour e_{t+1} as the positive and a
+  behaviour the user did not take, ê_{t+1}, as the negative:
+
+      L_aux = −1/N Σ_i Σ_t [log σ(⟨h_t^i, e^i[t+1]⟩) + log(1 − σ(⟨h_t^i, ê^i[t+1]⟩))]
+
+  Choice (the paper samples ê from the item set less the clicked item; its code reads pre-sampled negatives
+  from the data): ê_{t+1} is the behaviour at the same step of another example of the mini-batch (the batch
+  rolled by one row, whose order is shuffled), so negatives follow the behaviour distribution and need no extra
+  lookup; a pair is dropped when that step is padding or holds the same item. The sum is normalised by the
+  number of valid positive pairs.
+* Interest evolving layer (§4.3): a_t = softmax(h_t W e_a) over the valid steps, and AUGRU (eq. 8) — or AIGRU,
+  AGRU (``evolution``) — over h_1 … h_T; h'_T is the user's interest
+  (:class:`~rec_models.layers.InterestEvolution`).
+* Output: an MLP over [user profile, h'_T, target ad, context] (the paper's concatenation) with Dice, the
+  mini-batch-aware L2 on the embeddings and dropout, as DIN here.
+
+The loss is L = L_target + α · L_aux (eq. 9, ``aux_weight`` α); L_aux is computed in training only and reported
+as the ``aux_loss`` metric. Padded steps change no output: the GRUs carry their state over them and the attention
+gives them weight 0.
+
+``rank(context, candidates)`` runs the embeddings and the interest extractor once per request (batch 1); the
+attention and the evolving GRU depend on the candidate and run for each of the N candidates.
+"""
+
+import tensorflow as tf
+
+from feature_spec.model_inputs import ModelInputs
+from rec_models.base import click_outputs
+from rec_models.behavior import BehaviorModel
+from rec_models.layers import MLP, InterestEvolution, InterestGRU
+from rec_models.registry import register
+
+AUX_LOSS = 'aux_loss'
+
+
+@register('dien_agru', evolution='agru')
+@register('dien_aigru', evolution='aigru')
+@register('dien')
+class DIEN(BehaviorModel):
+    """DIEN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}``, plus
+    ``'aux_loss'`` (a scalar) in training when ``aux_weight`` > 0.
+
+    Args:
+        inputs: the model inputs; needs sequences with a ``query`` and a ``sequence_length``.
+        frequencies: training-data id counts per table, for the mini-batch-aware L2.
+        hidden_units: widths of the final MLP's hidden layers.
+        activation: the final MLP's activation (``'dice'``, ``'prelu'`` or ``'relu'``).
+        dropout: dropout rate after each hidden layer of the final MLP.
+        l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
+        evolution: the evolving layer's GRU: ``'augru'`` (the paper's), ``'aigru'`` or ``'agru'``.
+        aux_weight: α of the auxiliary loss (0: off).
+    """
+
+    def __init__(self, inputs: ModelInputs, frequencies=None, hidden_units=(200, 80), activation='dice',
+                 dropout=0.2, l2=1.0, evolution='augru', aux_weight=1.0, **kwargs):
+        super().__init__(inputs, frequencies=frequencies, l2=l2, **kwargs)
+        if aux_weight < 0:
+            raise ValueError(f'aux_weight must be ≥ 0, got {aux_weight}')
+        self.hparams = {'hidden_units': tuple(hidden_units), 'activation': activation, 'dropout': dropout,
+                        'l2': l2, 'evolution': evolution, 'aux_weight': aux_weight}
+        self.extractor = InterestGRU(self.key_dim, 'gru', name='extractor')
+        self.evolution = InterestEvolution(self.key_dim, evolution, name='evolution')
+        self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
+        self.aux_tracker = tf.keras.metrics.Mean(name=AUX_LOSS)
+
+    def call(self, features, training=False):
+        return self._score(features, training)
+
+    def rank(self, context, candidates):
+        """One user's features (batch 1) against N candidates' features (batch N): embeddings and the interest
+        extractor once, the evolving layer per candidate."""
+        count = tf.shape(next(iter(candidates.values())))[0]
+        return self._score({**context, **candidates}, training=False, rows=count)
+
+    def _score(self, features, training, rows=None):
+        embeddings = self.embedding(features, training=training)
+        mask = self.sequence_mask(features, self.keyed[0])
+        keys, query, side = self.behaviours(embeddings)
+        steps = keys if side is None else tf.concat([keys, side], axis=-1)
+        states, _ = self.extractor(steps, mask)                                         # h_t: [B, L, d]
+        interest, weights = self.evolution({'states': states, 'target': query}, mask)   # h'_T, a_t
+        logits = tf.squeeze(self.mlp(self.mlp_input(features, embeddings, interest, rows=rows), training=training),
+                            axis=-1)
+        outputs = click_outputs(logits, attention_weights=weights)
+        if training and self.hparams['aux_weight']:
+            outputs[AUX_LOSS] = self.auxiliary_loss(states, keys, mask, features[self.keyed[0].name])
+        return outputs
+
+    @staticmethod
+    def auxiliary_loss(states, keys, mask, item_ids):
+        """L_aux (eq. 1) over the valid pairs (h_t, e_{t+1}); negatives ê_{t+1} from the batch rolled by one row.
+
+        ``states`` ``[B, L, d]``, ``keys`` ``[B, L, d]``, ``mask`` ``[B, L]``, ``item_ids`` ``[B, L]`` (the ids that
+        make a negative equal to its positive).
+        """
+        h = states[:, :-1]
+        positive_valid = tf.cast(mask[:, 1:], tf.float32)
+        negative_keys = tf.roll(keys, shift=1, axis=0)[:, 1:]
+        negative_valid = positive_valid * tf.cast(tf.roll(mask, shift=1, axis=0)[:, 1:], tf.float32) * tf.cast(
+            tf.not_equal(tf.roll(item_ids, shift=1, axis=0)[:, 1:], item_ids[:, 1:]), tf.float32)
+        positive = tf.reduce_sum(h * keys[:, 1:], axis=-1)                              # ⟨h_t, e_{t+1}⟩
+        negative = tf.reduce_sum(h * negative_keys, axis=-1)                           # ⟨h_t, ê_{t+1}⟩
+        total = tf.reduce_sum(positive_valid * tf.nn.softplus(-positive) + negative_valid * tf.nn.softplus(negative))
+        return total / tf.maximum(tf.reduce_sum(positive_valid), 1.0)
+
+    def compute_loss(self, labels, outputs, features):
+        """L_target + α · L_aux (eq. 9)."""
+        loss = super().compute_loss(labels, outputs, features)
+        if AUX_LOSS in outputs:
+            loss += self.hparams['aux_weight'] * outputs[AUX_LOSS]
+        return loss
+
+    @property
+    def metrics(self):
+        return super().metrics + [self.aux_tracker]
+
+    def update_metrics(self, labels, outputs, loss):
+        """The base metrics, and ``aux_loss`` where it was computed (training; not in evaluation logs)."""
+        if AUX_LOSS in outputs:
+            self.aux_tracker.update_state(outputs[AUX_LOSS])
+        logs = super().update_metrics(labels, outputs, loss)
+        if AUX_LOSS not in outputs:
+            logs.pop(AUX_LOSS)
+        return logs

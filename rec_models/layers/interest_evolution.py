@@ -1,0 +1,58 @@
+"""DIEN's interest evolving layer (Zhou et al., AAAI 2019, §4.3, eq. 5–8; seeds ``003``/``004``).
+
+The attention of each interest state h_t on the target ad e_a, over the valid steps,
+
+    a_t = exp(h_t W e_a) / Σ_j exp(h_j W e_a)                                  (eq. 5)
+
+drives an attentional GRU over h_1 … h_T (:class:`~rec_models.layers.gru.InterestGRU`, ``'augru'`` by default, or
+``'aigru'`` / ``'agru'``); its final state h'_T is the user's interest in the target.
+"""
+
+import tensorflow as tf
+
+from rec_models.layers.gru import InterestGRU
+from rec_models.layers.softmax import masked_softmax
+
+
+class InterestEvolution(tf.keras.layers.Layer):
+    """``call({'states': h [B, L, H], 'target': e_a [B, d]}, mask [B, L]) → (h'_T [B, H'], a [B, L])``.
+
+    The states and the mask may have batch 1 against N targets (one user's sequence scored against N
+    candidates): the projection h_t W is then computed once, and the GRU runs on the states broadcast to N.
+
+    Args:
+        units: H', the width of the evolving GRU's state.
+        variant: ``'augru'``, ``'aigru'`` or ``'agru'``.
+    """
+
+    def __init__(self, units, variant='augru', **kwargs):
+        super().__init__(**kwargs)
+        if variant == 'gru':
+            raise ValueError("the interest evolving layer needs an attentional variant ('augru', 'aigru', 'agru')")
+        self.units = units
+        self.variant = variant
+        self.gru = InterestGRU(units, variant, name='gru')
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name='kernel', shape=(int(input_shape['states'][-1]),
+                                                            int(input_shape['target'][-1])),
+                                      initializer='glorot_uniform')
+        super().build(input_shape)
+
+    def attention(self, states, target, mask):
+        """a_t (eq. 5): ``[B, L]``, 0 at padded steps; ``states`` and ``mask`` of batch B or 1."""
+        projected = tf.einsum('blh,hd->bld', states, self.kernel)                     # h_t W, once per sequence
+        scores = tf.reduce_sum(projected * target[:, tf.newaxis, :], axis=-1)         # h_t W e_a: [B, L]
+        return masked_softmax(scores, tf.broadcast_to(mask, tf.shape(scores)))
+
+    def call(self, inputs, mask):
+        states, target = inputs['states'], inputs['target']
+        weights = self.attention(states, target, mask)
+        batch = tf.shape(weights)[0]
+        states = tf.broadcast_to(states, tf.concat([[batch], tf.shape(states)[1:]], axis=0))
+        mask = tf.broadcast_to(mask, tf.shape(weights))
+        _, final = self.gru(states, mask, weights)
+        return final, weights
+
+    def get_config(self):
+        return {**super().get_config(), 'units': self.units, 'variant': self.variant}

@@ -10,9 +10,9 @@ v_A (the query), e_j (the keys) and s_j (side information: time-gap bucket, beha
 part of the behaviour.
 
 Training uses the mini-batch-aware L2 on the embeddings (§5.1) and Dice (§5.2) in both MLPs. With
-``pooling='sum'`` the activation unit is replaced by masked sum pooling, v_U = Σ_j [e_j, s_j]: the
-Embedding&MLP base model of §4.2, registered as ``din_sum`` to measure what the activation unit adds: it sees
-everything DIN sees and differs only in how behaviours are weighted.
+``pooling='sum'`` the activation unit is replaced by masked sum pooling, v_U = Σ_j [e_j, s_j] (``'mean'``: divided
+by the number of valid steps): the Embedding&MLP base model of §4.2, registered as ``base_model``, the reference
+of the behaviour-sequence models. It sees everything DIN sees and differs only in how behaviours are weighted.
 
 ``rank(context, candidates)`` scores one user's N candidates with the behaviour embeddings and the activation
 unit's per-behaviour part computed once (the user rows have batch 1 and broadcast against the N candidates).
@@ -23,13 +23,13 @@ import tensorflow as tf
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import click_outputs
 from rec_models.behavior import BehaviorModel
-from rec_models.layers import MLP, AttentionPooling, MaskedSumPooling
+from rec_models.layers import MLP, AttentionPooling, MaskedMeanPooling, MaskedSumPooling
 from rec_models.registry import register
 
-POOLINGS = ('attention', 'sum')
+POOLINGS = ('attention', 'sum', 'mean')
 
 
-@register('din_sum', pooling='sum')
+@register('base_model', pooling='sum')
 @register('din')
 class DIN(BehaviorModel):
     """DIN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}``;
@@ -45,7 +45,7 @@ class DIN(BehaviorModel):
         l2: λ of the mini-batch-aware L2 on the embeddings (0: off). The defaults of ``l2`` and ``dropout`` were
             chosen by measurement on the default synthetic data set (README, "Results"): without them DIN
             overfits its id embeddings after one epoch.
-        pooling: ``'attention'`` (DIN) or ``'sum'`` (the base model's sum pooling).
+        pooling: ``'attention'`` (DIN), ``'sum'`` or ``'mean'`` (the base model's pooling).
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, hidden_units=(200, 80), attention_units=(80, 40),
@@ -57,8 +57,10 @@ class DIN(BehaviorModel):
                         'activation': activation, 'dropout': dropout, 'l2': l2, 'pooling': pooling}
         if pooling == 'attention':
             self.pooling = AttentionPooling(attention_units, activation=activation, name='attention')
-        else:
+        elif pooling == 'sum':
             self.pooling = MaskedSumPooling(name='sum_pooling')
+        else:
+            self.pooling = MaskedMeanPooling(name='mean_pooling')
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
 
     def call(self, features, training=False):

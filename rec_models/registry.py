@@ -1,7 +1,7 @@
 """Model names → model classes and their default hyper-parameters.
 
     @register('din')                      # the class's own constructor defaults
-    @register('din_sum', pooling='sum')   # the same class under another name, with other defaults
+    @register('base_model', pooling='sum')   # the same class under another name, with other defaults
     class DIN(RankingModel): ...
 
     model = build('din', inputs, {'hidden_units': (64, 32)}, frequencies=counts)

@@ -1,5 +1,6 @@
-"""The Criteo and libFM importers: written spec, rows equal to the source lines (missing values included), splits,
-labels, CLI errors naming file, line and column, and the spec's Transform feeding a DeepFM on the imported data."""
+"""The Criteo, libFM and Amazon importers: written spec, rows equal to the source lines (missing values and histories
+included), splits, labels, CLI errors naming file, line and column, and the spec's Transform feeding a model on the
+imported data, which exports and ranks."""
 
 import collections
 import glob
@@ -18,16 +19,17 @@ from feature_spec import resolve
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from rec_models import registry
-from serving.examples import split_for_rank
+from serving.examples import join_for_rank, split_for_rank
 from tfx_pipeline import export, trainer
 from tfx_pipeline.config import TrainingConfig
 from tfx_pipeline.importers import __main__ as cli
-from tfx_pipeline.importers import common, criteo, libfm
+from tfx_pipeline.importers import amazon, common, criteo, libfm
 from tfx_pipeline.local_transform import TRANSFORM_OUTPUT, run_transform
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 CRITEO = str(FIXTURES / 'criteo_sample.txt')
 FRAPPE = str(FIXTURES / 'frappe_sample.libfm')
+AMAZON = str(FIXTURES / 'amazon_sample.txt')
 
 
 def _source_lines(path):
@@ -62,6 +64,17 @@ def fixture_criteo_data(tmp_path_factory):
 def fixture_frappe_data(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('frappe'))
     return out, libfm.import_file(FRAPPE, out)
+
+
+@pytest.fixture(name='amazon_data', scope='module')
+def fixture_amazon_data(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('amazon'))
+    return out, amazon.import_file(AMAZON, out, max_length=10)
+
+
+@pytest.fixture(name='amazon_transformed', scope='module')
+def fixture_amazon_transformed(amazon_data):
+    return _transform(amazon_data[0])
 
 
 @pytest.fixture(name='criteo_transformed', scope='module')
@@ -214,6 +227,78 @@ def _check_model_predicts(spec, tft_output, outputs, numeric, categorical):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Amazon (DIN/DIEN).
+
+
+def _amazon_rows(out_dir, split):
+    """The rows of one written split, histories as lists of strings."""
+    parsing = {name: tf.io.VarLenFeature(tf.string) if name.startswith('hist_') else
+               tf.io.FixedLenFeature([], tf.int64 if name == 'click' else tf.string) for name in amazon.COLUMNS}
+    rows = []
+    for record in tf.data.TFRecordDataset(os.path.join(out_dir, 'tfrecord', split, 'part-00000.tfrecord')):
+        parsed = tf.io.parse_single_example(record, parsing)
+        rows.append({name: ([v.decode() for v in value.values.numpy()] if isinstance(value, tf.SparseTensor) else
+                            value.numpy().item() if value.dtype == tf.int64 else value.numpy().decode())
+                     for name, value in parsed.items()})
+    return rows
+
+
+def test_amazon_rows_equal_source_lines_with_their_histories(amazon_data):
+    out, metadata = amazon_data
+    lines = _source_lines(AMAZON)
+    written = [row for split in ('train', 'eval', 'test') for row in _amazon_rows(out, split)]
+    assert metadata['splits']['train']['rows'] == 240 and len(written) == len(lines) == 300
+    for row, line in zip(written, lines):  # line order: the first 80 % train, then eval, then test
+        label, user, item, category, items, categories = line.split('\t')
+        assert (row['click'], row['user_id'], row['item_id'], row['category']) == (int(label), user, item, category)
+        assert row['hist_item_id'] == (items.split('\x02') if items else [])
+        assert row['hist_category'] == (categories.split('\x02') if categories else [])
+    assert any(not row['hist_item_id'] for row in written) and metadata['longest_history'] > 10
+    assert any(',' in row['category'] and ' ' in row['category'] for row in written)  # names kept whole
+    spec = spec_lib.load(metadata['feature_spec'])
+    assert spec['hist_item_id'].vocabulary == spec['item_id'].vocabulary == 'item_id'
+    assert spec.gauc_group == 'user_id' and spec.behavior.max_length == 10
+    assert set(spec.context_columns) == {'hist_item_id', 'hist_category'}
+
+
+def test_amazon_transform_keeps_the_most_recent_steps_and_feeds_dien(amazon_data, amazon_transformed):
+    spec, tft_output, outputs = amazon_transformed
+    inputs = resolve.model_inputs_from(spec, tft_output)
+    assert {f.name: f.query for f in inputs.of_kind('sequence')} == {'hist_item_id': 'item_id',
+                                                                     'hist_category': 'category'}
+    records = list(tf.data.TFRecordDataset(glob.glob(outputs['train']), compression_type='GZIP').batch(240))
+    features = tf.io.parse_example(records[0], tft_output.transformed_feature_spec())
+    lengths = [len(row['hist_item_id']) for row in _amazon_rows(amazon_data[0], 'train')]
+    np.testing.assert_array_equal(features['hist_length'], np.minimum(lengths, 10))
+    longest = int(np.argmax(lengths))
+    vocabulary = tft_output.vocabulary_by_name('item_id')  # "<count> <token>" lines, id − 1 = line number
+    newest = _amazon_rows(amazon_data[0], 'train')[longest]['hist_item_id'][-10:]
+    kept = [vocabulary[i - 1].decode().split(' ', 1)[1] for i in features['hist_item_id'].numpy()[longest]]
+    assert kept == newest  # the most recent 10 steps, oldest first
+    features.pop('click')
+    for name in ('dien', 'din'):
+        model = registry.build(name, inputs, {'hidden_units': (8,)},
+                               frequencies=resolve.table_frequencies(spec, tft_output))
+        probabilities = model(features, training=False)['probabilities'].numpy()
+        assert probabilities.shape == (240,) and np.all((probabilities > 0) & (probabilities < 1))
+
+
+def test_amazon_model_exports_and_ranks_the_candidates_of_one_history(amazon_data, amazon_transformed, tmp_path):
+    spec, tft_output, _ = amazon_transformed
+    model = trainer.build_model(spec, tft_output, TrainingConfig(model='dien'))
+    examples = export.read_examples(os.path.join(amazon_data[0], 'tfrecord', 'test', '*'), 30)
+    export.export_serving_model(model, tft_output, spec, 'tfrecord', str(tmp_path), warmup_examples=examples)
+    loaded = tf.saved_model.load(str(tmp_path))
+    context = split_for_rank(examples[3], spec)[0]
+    candidates = [split_for_rank(e, spec)[1] for e in examples]
+    joined = [join_for_rank(context, c).SerializeToString() for c in candidates]
+    ranked = loaded.signatures['rank'](context=tf.constant(context.SerializeToString()),
+                                       candidates=tf.constant([c.SerializeToString() for c in candidates]))
+    served = loaded.signatures['serving_default'](examples=tf.constant(joined))
+    np.testing.assert_allclose(ranked['probabilities'].numpy(), served['probabilities'].numpy(), atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Command line.
 
 
@@ -226,6 +311,11 @@ def _check_model_predicts(spec, tft_output, outputs, numeric, categorical):
     ('libfm', '1 0:1:1 1:2:1\n-1 0:1:1 0:2:1\n', 2, 'feature 2'),
     ('libfm', '1 1:1 2:1\n2 1:1 3:1\n', 2, 'label'),
     ('libfm', '1 1:1 2:1\n0 1:1\n', 2, None),
+    ('amazon', '1\tA1\tB1\tBooks\tB2\tBooks\n0\tA1\tB3\tBooks\tB2\n', 2, None),
+    ('amazon', '1\tA1\tB1\tBooks\tB2\tBooks\n2\tA1\tB3\tBooks\tB2\tBooks\n', 2, 'label'),
+    ('amazon', '1\tA1\t \tBooks\tB2\tBooks\n', 1, 'item_id'),
+    ('amazon', '1\tA1\tB1\tBooks\tB2\x02B3\tBooks\n', 1, 'hist_category'),
+    ('amazon', '1\tA1\tB1\tBooks\tB2\x02\tBooks\x02Books\n', 1, 'hist_item_id'),
 ])
 def test_cli_errors_name_file_line_and_column(tmp_path, capsys, fmt, text, line, column):
     source = tmp_path / 'bad.txt'
@@ -265,3 +355,15 @@ def test_serialized_examples_equal_tf_examples():
             's': tf.train.Feature(bytes_list=tf.train.BytesList(value=[s.encode()])),
             'long_name_' * 15: tf.train.Feature(int64_list=tf.train.Int64List(value=[big]))}))
         assert tf.train.Example.FromString(common.serialize_example(row, columns)) == expected
+
+
+def test_serialized_lists_equal_tf_examples():
+    columns = {'ids': 'int64', 'names': 'string', 'values': 'float32', 'none': 'int64', 'no_names': 'string'}
+    row = {'ids': [3, -1, 2 ** 40], 'names': ['a', 'héllo', ''], 'values': (0.5, -2.0), 'none': [], 'no_names': []}
+    expected = tf.train.Example(features=tf.train.Features(feature={
+        'ids': tf.train.Feature(int64_list=tf.train.Int64List(value=[3, -1, 2 ** 40])),
+        'names': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'a', 'héllo'.encode(), b''])),
+        'values': tf.train.Feature(float_list=tf.train.FloatList(value=[0.5, -2.0])),
+        'none': tf.train.Feature(int64_list=tf.train.Int64List()),
+        'no_names': tf.train.Feature(bytes_list=tf.train.BytesList())}))
+    assert tf.train.Example.FromString(common.serialize_example(row, columns)) == expected

@@ -1,8 +1,11 @@
-"""Command line: import a Criteo or libFM file into the pipeline's data layout with a feature spec.
+"""Command line: import a Criteo, libFM or Amazon (DIN/DIEN) file into the pipeline's data layout with a feature
+spec.
 
     python -m tfx_pipeline.importers criteo --input FILE --out DIR [--splits 0.8,0.1,0.1] [--min_frequency 10]
     python -m tfx_pipeline.importers libfm --input FILE --out DIR [--splits 0.7,0.2,0.1] [--min_frequency 1]
         [--split_by random|order] [--seed 0]
+    python -m tfx_pipeline.importers amazon --input FILE --out DIR [--splits 0.8,0.1,0.1] [--min_frequency 1]
+        [--max_length 100] [--split_by order|random] [--seed 0]
 
 Prints one JSON line: rows and CTR per split, the feature spec's path and the seconds taken. A malformed input line
 exits with status 2 and a message naming the file, the line and the column, before anything is written.
@@ -20,7 +23,7 @@ ensure_legacy_keras()
 
 from feature_spec.spec import SpecError  # pylint: disable=wrong-import-position
 from tfx_pipeline import argtypes  # pylint: disable=wrong-import-position
-from tfx_pipeline.importers import common, criteo, libfm  # pylint: disable=wrong-import-position
+from tfx_pipeline.importers import amazon, common, criteo, libfm  # pylint: disable=wrong-import-position
 
 
 def main(argv=None) -> int:
@@ -33,10 +36,14 @@ def main(argv=None) -> int:
         if args.format == criteo.FORMAT:
             metadata = criteo.import_file(args.input, args.out, fractions or criteo.DEFAULT_FRACTIONS,
                                           _default(args.min_frequency, criteo.DEFAULT_MIN_FREQUENCY))
-        else:
+        elif args.format == libfm.FORMAT:
             metadata = libfm.import_file(args.input, args.out, fractions or libfm.DEFAULT_FRACTIONS,
                                          _default(args.min_frequency, libfm.DEFAULT_MIN_FREQUENCY), args.split_by,
                                          args.seed)
+        else:
+            metadata = amazon.import_file(args.input, args.out, fractions or amazon.DEFAULT_FRACTIONS,
+                                          _default(args.min_frequency, amazon.DEFAULT_MIN_FREQUENCY), args.max_length,
+                                          args.split_by, args.seed)
     except (ValueError, SpecError, OSError) as e:  # InputError and UnicodeDecodeError are ValueErrors
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -58,7 +65,7 @@ def _default(value, default):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m tfx_pipeline.importers', description=__doc__.split('\n')[0])
     formats = parser.add_subparsers(dest='format', required=True)
-    for name, module in ((criteo.FORMAT, criteo), (libfm.FORMAT, libfm)):
+    for name, module in ((criteo.FORMAT, criteo), (libfm.FORMAT, libfm), (amazon.FORMAT, amazon)):
         sub = formats.add_parser(name, help=module.__doc__.split('\n')[0])
         sub.add_argument('--input', required=True, help='the input file (.gz is read through gzip)')
         sub.add_argument('--out', required=True, help='output directory')
@@ -66,9 +73,13 @@ def _parser() -> argparse.ArgumentParser:
                                           f'{",".join(map(str, module.DEFAULT_FRACTIONS))})')
         sub.add_argument('--min_frequency', type=argtypes.positive_int,
                          help=f'rarer ids of a column become OOV (default: {module.DEFAULT_MIN_FREQUENCY})')
-        if module is libfm:
-            sub.add_argument('--split_by', choices=common.SPLIT_METHODS, default=common.RANDOM,
-                             help='random (seeded; default) or line order')
+        if module is amazon:
+            sub.add_argument('--max_length', type=argtypes.positive_int, default=amazon.DEFAULT_MAX_LENGTH,
+                             help='the most recent history steps kept (default: %(default)s)')
+        if module is not criteo:
+            default = common.RANDOM if module is libfm else common.BY_ORDER
+            sub.add_argument('--split_by', choices=common.SPLIT_METHODS, default=default,
+                             help='random (seeded) or line order (default: %(default)s)')
             sub.add_argument('--seed', type=int, default=0, help='seed of the random split')
     return parser
 

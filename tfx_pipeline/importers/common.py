@@ -91,7 +91,8 @@ class SplitWriter:
     """
 
     def __init__(self, out_dir: str, columns: Dict[str, str], label: str):
-        """``columns``: column name → dtype ('int64', 'float32' or 'string'), the features of every example."""
+        """``columns``: column name → dtype ('int64', 'float32' or 'string'), the features of every example (a
+        list column's values are Python lists)."""
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
         self._columns, self._label = dict(columns), label
         self.rows = {name: 0 for name in SPLITS}
@@ -119,25 +120,30 @@ class SplitWriter:
 
 
 def serialize_example(row: Dict[str, object], columns: Dict[str, str]) -> bytes:
-    """The serialised tf.Example of one row of scalars, each column a 1-element list of its dtype.
+    """The serialised tf.Example of one row: each column a list of its dtype, a scalar as a 1-element list and a
+    Python list or tuple as a list of its values (empty: a present but empty list).
 
     Wire format (protobuf; ⟨n⟩ is the varint of n, |x| the length of x)::
 
         Example = 0x0A ⟨|Features|⟩ Features,   Features = Σ_columns 0x0A ⟨|Entry|⟩ Entry
         Entry   = 0x0A ⟨|name|⟩ name 0x12 ⟨|Feature|⟩ Feature,   Feature = tag ⟨|List|⟩ List
-        List    = 0x0A ⟨|payload|⟩ payload   (tag 0x1A int64_list: the varint of the value's two's complement;
-                  0x12 float_list: little-endian float32; 0x0A bytes_list: the UTF-8 bytes)
+        List    = 0x0A ⟨|payload|⟩ payload (tag 0x1A int64_list: packed varints of the values' two's complement;
+                  0x12 float_list: packed little-endian float32s), or Σ_values 0x0A ⟨|value|⟩ value (tag 0x0A
+                  bytes_list: the UTF-8 bytes); an empty list is an empty List
     """
     features = bytearray()
     for name, dtype in columns.items():
         value = row[name]
-        if dtype == 'int64':
-            tag, payload = b'\x1a', _varint(value & 0xFFFFFFFFFFFFFFFF)
-        elif dtype == 'float32':
-            tag, payload = b'\x12', struct.pack('<f', value)
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        if dtype == 'string':
+            tag = b'\x0a'
+            values = b''.join(b'\x0a' + _varint(len(encoded)) + encoded for encoded in (v.encode() for v in items))
         else:
-            tag, payload = b'\x0a', value.encode()
-        values = b'\x0a' + _varint(len(payload)) + payload
+            if dtype == 'int64':
+                tag, payload = b'\x1a', b''.join(_varint(v & 0xFFFFFFFFFFFFFFFF) for v in items)
+            else:
+                tag, payload = b'\x12', struct.pack(f'<{len(items)}f', *items)
+            values = b'\x0a' + _varint(len(payload)) + payload if items else b''
         feature = tag + _varint(len(values)) + values
         key = name.encode()
         entry = b'\x0a' + _varint(len(key)) + key + b'\x12' + _varint(len(feature)) + feature

@@ -12,7 +12,7 @@ from rec_models.base import serving_signature  # noqa: E402
 from rec_models.layers import FieldEmbedding  # noqa: E402
 
 B, L, D = 32, 5, 4
-SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0}  # deterministic training-mode calls
+SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0, 'transformer_dropout': 0.0}  # deterministic training calls
 MODELS = registry.names()
 
 
@@ -157,7 +157,7 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 
 def test_registry_names_and_rejections():
-    assert registry.names() == ['afm', 'autoint', 'base_model', 'dcn', 'deepffm', 'deepfm', 'dien', 'dien_agru',
+    assert registry.names() == ['afm', 'autoint', 'base_model', 'bst', 'dcn', 'deepffm', 'deepfm', 'dien', 'dien_agru',
                                 'dien_aigru', 'din', 'fat_deepffm', 'ffm', 'fm', 'fnn', 'lr', 'nfm', 'opnn', 'pnn',
                                 'poly2', 'transfm', 'wide_deep']
     assert registry.validate('base_model')['pooling'] == 'sum'

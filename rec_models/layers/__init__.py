@@ -15,7 +15,8 @@
   ``AttentionPooling`` (DIN)
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
   ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
-* :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN)
+* :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
+  :mod:`.transformer`: ``TransformerBlock`` (BST)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
@@ -36,6 +37,7 @@ from rec_models.layers.poly2 import HashedPairwiseCross
 from rec_models.layers.product import InnerProduct, OuterProduct
 from rec_models.layers.self_attention import InteractingLayer
 from rec_models.layers.transfm import TranslationInteraction
+from rec_models.layers.transformer import TransformerBlock
 from rec_models.layers.wide import HashedFeatureCrosses
 
 __all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
@@ -44,4 +46,4 @@ __all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', '
            'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'InterestEvolution',
            'InterestGRU', 'LearnedStepValues', 'MLP',
            'MaskedMeanPooling', 'MaskedSumPooling',
-           'OuterProduct', 'TranslationInteraction']
+           'OuterProduct', 'TransformerBlock', 'TranslationInteraction']

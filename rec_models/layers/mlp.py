@@ -2,22 +2,24 @@
 
     h_0 = x,   h_{l+1} = dropout(σ(h_l · W_l + b_l)),   output = h_n · W_out + b_out   (if ``output_units``)
 
-σ is ReLU, tanh (FNN's choice), PReLU (f(s) = s if s > 0 else α·s, α per channel) or Dice (:mod:`rec_models.layers.dice`). The
-layer works on ``[..., d]`` inputs; a mask over the leading axes is passed on to Dice so that its batch
-statistics only see valid positions.
+σ is ReLU, LeakyReLU (α = 0.2, BST's choice), tanh (FNN's choice), PReLU (f(s) = s if s > 0 else α·s, α per
+channel) or Dice (:mod:`rec_models.layers.dice`). The layer works on ``[..., d]`` inputs; a mask over the leading
+axes is passed on to Dice so that its batch statistics only see valid positions.
 """
 
 import tensorflow as tf
 
 from rec_models.layers.dice import Dice
 
-ACTIVATIONS = ('relu', 'tanh', 'prelu', 'dice')
+ACTIVATIONS = ('relu', 'leaky_relu', 'tanh', 'prelu', 'dice')
 
 
 def make_activation(name, rank):
     """The activation layer for inputs of ``rank``; PReLU shares its α over all axes but the last."""
     if name == 'relu':
         return tf.keras.layers.ReLU()
+    if name == 'leaky_relu':
+        return tf.keras.layers.LeakyReLU(alpha=0.2)
     if name == 'tanh':
         return tf.keras.layers.Activation('tanh')
     if name == 'prelu':

@@ -12,6 +12,11 @@ The inputs are split as in the DIN paper (seeds ``003``/``004``):
 Every table is looked up by one :class:`~rec_models.layers.FieldEmbedding` with the mini-batch-aware L2. The final
 MLP's input is every non-sequence field in group order (user, behaviour, item, context; numerics as they are)
 with the model's user interest in the place of the behaviour group (:meth:`BehaviorModel.mlp_input`).
+
+Models with an auxiliary task (DIEN's next-behaviour loss, DMR's negative-sampling loss) put its loss in their
+training outputs under ``AUX_LOSS``; the base adds it to the target loss with the weight they declare
+(:meth:`BehaviorModel.use_auxiliary_loss`: L = L_target + α · L_aux) and reports it as the ``aux_loss`` metric in
+training.
 """
 
 import tensorflow as tf
@@ -19,6 +24,8 @@ import tensorflow as tf
 from feature_spec.model_inputs import BEHAVIOR, GROUPS, NUMERIC, SEQUENCE, ModelInputs
 from rec_models.base import RankingModel
 from rec_models.layers import FieldEmbedding
+
+AUX_LOSS = 'aux_loss'
 
 
 class BehaviorModel(RankingModel):
@@ -30,13 +37,15 @@ class BehaviorModel(RankingModel):
         l2: λ of the mini-batch-aware L2 on the embeddings (0: off).
 
     Raises:
-        ValueError: no sequence with a query, no length feature, sequences of several lengths, or a sequence
-            whose width differs from its query's.
+        ValueError: no sequence with a query, no length feature, sequences of several lengths, or a sequence whose
+            width differs from its query's.
     """
 
     def __init__(self, inputs: ModelInputs, frequencies=None, l2=1.0, **kwargs):
         super().__init__(inputs, frequencies=frequencies, **kwargs)
         name = type(self).__name__
+        self.aux_weight = 0.0
+        self.aux_tracker = tf.keras.metrics.Mean(name=AUX_LOSS)
         sequences = inputs.of_kind(SEQUENCE)
         self.keyed = tuple(f for f in sequences if f.query is not None)
         self.side = tuple(f for f in sequences if f.query is None)
@@ -48,6 +57,13 @@ class BehaviorModel(RankingModel):
             if inputs[field.query].embedding_dim != field.embedding_dim:
                 raise ValueError(f'{field.name!r} and its query {field.query!r} differ in embedding width')
         self.embedding = FieldEmbedding(inputs, l2=l2, frequencies=frequencies, name='embedding')
+
+    def use_auxiliary_loss(self, weight: float) -> None:
+        """Declares an auxiliary task whose loss the training outputs carry under ``AUX_LOSS``, weighted by α =
+        ``weight`` (0: off); ValueError for a negative weight."""
+        if weight < 0:
+            raise ValueError(f'aux_weight must be ≥ 0, got {weight}')
+        self.aux_weight = weight
 
     @property
     def key_dim(self) -> int:
@@ -77,3 +93,23 @@ class BehaviorModel(RankingModel):
         if rows is not None:
             parts = [tf.broadcast_to(part, tf.stack([rows, part.shape[-1]])) for part in parts]
         return tf.concat(parts, axis=-1)
+
+    def compute_loss(self, labels, outputs, features):
+        """L_target + α · L_aux when the outputs carry the auxiliary loss (training)."""
+        loss = super().compute_loss(labels, outputs, features)
+        if AUX_LOSS in outputs:
+            loss += self.aux_weight * outputs[AUX_LOSS]
+        return loss
+
+    @property
+    def metrics(self):
+        return super().metrics + ([self.aux_tracker] if self.aux_weight else [])
+
+    def update_metrics(self, labels, outputs, loss):
+        """The base metrics, and ``aux_loss`` where it was computed (training; not in evaluation logs)."""
+        if AUX_LOSS in outputs:
+            self.aux_tracker.update_state(outputs[AUX_LOSS])
+        logs = super().update_metrics(labels, outputs, loss)
+        if AUX_LOSS not in outputs:
+            logs.pop(AUX_LOSS, None)
+        return logs

@@ -32,11 +32,9 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import click_outputs
-from rec_models.behavior import BehaviorModel
+from rec_models.behavior import AUX_LOSS, BehaviorModel
 from rec_models.layers import MLP, InterestEvolution, InterestGRU
 from rec_models.registry import register
-
-AUX_LOSS = 'aux_loss'
 
 
 @register('dien_agru', evolution='agru')
@@ -60,14 +58,12 @@ class DIEN(BehaviorModel):
     def __init__(self, inputs: ModelInputs, frequencies=None, hidden_units=(200, 80), activation='dice',
                  dropout=0.2, l2=1.0, evolution='augru', aux_weight=1.0, **kwargs):
         super().__init__(inputs, frequencies=frequencies, l2=l2, **kwargs)
-        if aux_weight < 0:
-            raise ValueError(f'aux_weight must be ≥ 0, got {aux_weight}')
+        self.use_auxiliary_loss(aux_weight)
         self.hparams = {'hidden_units': tuple(hidden_units), 'activation': activation, 'dropout': dropout,
                         'l2': l2, 'evolution': evolution, 'aux_weight': aux_weight}
         self.extractor = InterestGRU(self.key_dim, 'gru', name='extractor')
         self.evolution = InterestEvolution(self.key_dim, evolution, name='evolution')
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
-        self.aux_tracker = tf.keras.metrics.Mean(name=AUX_LOSS)
 
     def call(self, features, training=False):
         return self._score(features, training)
@@ -88,7 +84,7 @@ class DIEN(BehaviorModel):
         logits = tf.squeeze(self.mlp(self.mlp_input(features, embeddings, interest, rows=rows), training=training),
                             axis=-1)
         outputs = click_outputs(logits, attention_weights=weights)
-        if training and self.hparams['aux_weight']:
+        if training and self.aux_weight:
             outputs[AUX_LOSS] = self.auxiliary_loss(states, keys, mask, features[self.keyed[0].name])
         return outputs
 
@@ -108,23 +104,3 @@ class DIEN(BehaviorModel):
         negative = tf.reduce_sum(h * negative_keys, axis=-1)                           # ⟨h_t, ê_{t+1}⟩
         total = tf.reduce_sum(positive_valid * tf.nn.softplus(-positive) + negative_valid * tf.nn.softplus(negative))
         return total / tf.maximum(tf.reduce_sum(positive_valid), 1.0)
-
-    def compute_loss(self, labels, outputs, features):
-        """L_target + α · L_aux (eq. 9)."""
-        loss = super().compute_loss(labels, outputs, features)
-        if AUX_LOSS in outputs:
-            loss += self.hparams['aux_weight'] * outputs[AUX_LOSS]
-        return loss
-
-    @property
-    def metrics(self):
-        return super().metrics + [self.aux_tracker]
-
-    def update_metrics(self, labels, outputs, loss):
-        """The base metrics, and ``aux_loss`` where it was computed (training; not in evaluation logs)."""
-        if AUX_LOSS in outputs:
-            self.aux_tracker.update_state(outputs[AUX_LOSS])
-        logs = super().update_metrics(labels, outputs, loss)
-        if AUX_LOSS not in outputs:
-            logs.pop(AUX_LOSS)
-        return logs

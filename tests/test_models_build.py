@@ -153,7 +153,7 @@ def test_mini_batch_aware_l2_enters_the_training_loss_only(name):
 
 def test_compile_rejects_a_loss_the_model_owns():
     with pytest.raises(ValueError, match='loss'):
-        registry.build('din', INPUTS, SMALL).compile(optimizer='adam', loss='binary_crossentropy')
+        registry.build('din', INPUTS, _small('din')).compile(optimizer='adam', loss='binary_crossentropy')
 
 
 def test_registry_names_and_rejections():
@@ -171,7 +171,7 @@ def test_registry_names_and_rejections():
 
 def test_frequencies_flow_to_the_embedding_and_config_round_trips():
     counts = np.arange(30, dtype=np.float32)
-    model = registry.build('din', INPUTS, SMALL, frequencies={'item_id': counts})
+    model = registry.build('din', INPUTS, _small('din'), frequencies={'item_id': counts})
     model(_features())
     np.testing.assert_array_equal(model.embedding.frequencies['item_id'].numpy(), np.maximum(counts, 1.0))
     clone = type(model).from_config(model.get_config())
@@ -180,7 +180,7 @@ def test_frequencies_flow_to_the_embedding_and_config_round_trips():
 
 
 def test_saved_model_reproduces_predictions(tmp_path):
-    model = registry.build('din', INPUTS, SMALL)
+    model = registry.build('din', INPUTS, _small('din'))
     features = _features()
     model.compile(optimizer='adam')
     model.fit(features, features['click'].astype(np.float32), batch_size=16, epochs=1, verbose=0)

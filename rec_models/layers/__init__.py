@@ -16,10 +16,11 @@
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
   ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
 * :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
-  :mod:`.transformer`: ``TransformerBlock`` (BST)
+  :mod:`.transformer`: ``TransformerBlock`` (BST); :mod:`.additive_attention`: ``AdditiveAttentionScores`` (DMR)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
+from rec_models.layers.additive_attention import AdditiveAttentionScores
 from rec_models.layers.afm import AttentionalPairwisePooling
 from rec_models.layers.bi_interaction import BiInteractionPooling
 from rec_models.layers.cenet import CENetFieldAttention
@@ -40,7 +41,7 @@ from rec_models.layers.transfm import TranslationInteraction
 from rec_models.layers.transformer import TransformerBlock
 from rec_models.layers.wide import HashedFeatureCrosses
 
-__all__ = ['ActivationUnit', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
+__all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldVectors', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
            'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'InterestEvolution',

@@ -3,11 +3,13 @@ test_auc, gauc, logloss, fraction_of_ceiling, examples_per_s, params, …), then
 
     python benchmarks/family.py --family interaction --preset default     # make bench FAMILY=interaction
     python benchmarks/family.py --family interaction --preset small --models lr fm fnn_fm_init
+    python benchmarks/family.py --family sequence --models din dien --data '{"drift": 0.6}'
 
 Every model is trained the same way (the Trainer's settings below, the family's shared hyper-parameters, each
-model taking those it accepts: LR has no embedding width) on the same data, generated and transformed once into
-``--workdir``. ``fnn_fm_init`` is FNN initialised from the ``fm``
-trained in the same run (which is trained first when it is not in ``--models``).
+model taking those it accepts: LR has no embedding width) on the same data, generated (``--preset`` with the
+generator settings of ``--data`` over it) and transformed once into ``--workdir``. Besides the registered models a
+family lists variants (``VARIANTS``): ``fnn_fm_init`` is FNN initialised from the ``fm`` trained in the same run
+(trained first when it is not in ``--models``), ``dien_no_aux`` and ``dmr_no_aux`` leave out the auxiliary loss.
 """
 
 import argparse
@@ -25,6 +27,10 @@ from tfx_pipeline import experiment  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
 
 FM_INITIALISED = 'fnn_fm_init'
+FM_EXPORT = '<the fm trained in this run>'
+# Benchmark entries that are a registered model with other hyper-parameters.
+VARIANTS = {FM_INITIALISED: ('fnn', {'fm_model': FM_EXPORT}), 'dien_no_aux': ('dien', {'aux_weight': 0.0}),
+            'dmr_no_aux': ('dmr', {'aux_weight': 0.0})}
 # Each family: its models in the order they are trained, and the hyper-parameters every one of them gets.
 FAMILIES = {
     # History as fields whose step values are learned from the time gap and behaviour type (README, "Models"); one
@@ -32,13 +38,16 @@ FAMILIES = {
     'interaction': (('lr', 'poly2', 'fm', 'ffm', 'fnn', FM_INITIALISED, 'pnn', 'opnn', 'wide_deep', 'dcn', 'nfm', 'afm',
                      'autoint', 'deepfm', 'deepffm', 'fat_deepffm', 'transfm'),
                     {'use_behavior': 'learned', 'embedding_dim': 16}),
+    # The behaviour-sequence models with their own defaults; base_model (sum pooling) is the reference.
+    'sequence': (('base_model', 'din', 'dien', 'dien_aigru', 'dien_agru', 'dien_no_aux', 'bst', 'dmr', 'dmr_no_aux'),
+                 {}),
 }
 COLUMNS = ('model', 'test_auc', 'gauc', 'logloss', 'fraction_of_ceiling', 'examples_per_s', 'params', 'epochs')
 
 
 def _registered(name):
     """The registered model a benchmark entry trains."""
-    return 'fnn' if name == FM_INITIALISED else name
+    return VARIANTS[name][0] if name in VARIANTS else name
 
 
 def table(rows):
@@ -54,6 +63,8 @@ def main(argv=None):
     parser.add_argument('--models', nargs='+', help='a subset of the family (default: all of it)')
     parser.add_argument('--preset', default='default', choices=sorted(data.PRESETS))
     parser.add_argument('--seed', type=int, default=0, help='generator seed')
+    parser.add_argument('--data', default='{}', help='JSON of generator settings over the preset\'s, e.g. '
+                                                    '\'{"drift": 0.6}\' (tfx_pipeline/data/synthetic.py)')
     parser.add_argument('--epochs', type=int, default=TrainingConfig.epochs)
     parser.add_argument('--batch_size', type=int, default=TrainingConfig.batch_size)
     parser.add_argument('--hparams', default='{}', help='JSON of hyper-parameters over the family\'s shared ones')
@@ -75,19 +86,24 @@ def main(argv=None):
     unused = sorted(set(given) - set().union(*accepted.values()))
     if unused:
         parser.error(f'--hparams: no model of {models} accepts {unused}')
-    generator = dataclasses.replace(data.PRESETS[args.preset], seed=args.seed).validate()
-    workdir = os.path.join(args.workdir, f'{args.preset}-{args.seed}')
+    overrides = json.loads(args.data)
+    try:
+        generator = dataclasses.replace(data.PRESETS[args.preset], seed=args.seed, **overrides).validate()
+    except (TypeError, ValueError) as e:
+        parser.error(f'--data: {e}')
+    suffix = ''.join(f'-{key}={value}' for key, value in sorted(overrides.items()))
+    workdir = os.path.join(args.workdir, f'{args.preset}-{args.seed}{suffix}')
     prepared = experiment.prepare(generator, workdir)
     fm_export = os.path.join(workdir, 'fm_model')
     rows = []
     for name in models:
         model = _registered(name)
         model_hparams = {key: value for key, value in hparams.items() if key in accepted[name]}
-        if name == FM_INITIALISED:
-            model_hparams['fm_model'] = fm_export
+        model_hparams.update({key: fm_export if value == FM_EXPORT else value
+                              for key, value in VARIANTS.get(name, ('', {}))[1].items()})
         config = TrainingConfig(model=model, hparams=model_hparams, epochs=args.epochs, batch_size=args.batch_size)
         figures = experiment.fit_and_score(prepared, config, export_dir=fm_export if name == 'fm' else None)
-        rows.append({**figures, 'model': name, 'preset': args.preset})
+        rows.append({**figures, 'model': name, 'preset': args.preset, **({'data': overrides} if overrides else {})})
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows), flush=True)
 

@@ -12,6 +12,10 @@ Tensor conventions of the transformed features a model receives (``features[name
 * ``sequence``: int64 ``[B, max_length]``: the most recent ``max_length`` behaviours in time order (oldest
     first), left-aligned, padded with 0 at the end. The number of valid steps is the int64 ``[B]`` feature named
     by :attr:`ModelInputs.sequence_length`; step ``j`` is valid iff ``j < length``.
+* ``session`` (only in :attr:`ModelInputs.sessions`, when the spec divides the behaviours into sessions): int64
+    ``[B, max_sessions · max_length]``, the same behaviours in DSIN's session layout (:mod:`feature_spec.sessions`);
+    step t of session k is valid iff t < ``lengths[:, k]``, the int64 ``[B, max_sessions]`` feature named by
+    :attr:`SessionInputs.length_feature`.
 """
 
 import dataclasses
@@ -20,6 +24,7 @@ from typing import Dict, Optional, Tuple
 CATEGORICAL = 'categorical'
 NUMERIC = 'numeric'
 SEQUENCE = 'sequence'
+SESSION = 'session'
 
 # Feature groups: the DIN/DMR grouping of inputs.
 USER = 'user'
@@ -41,7 +46,7 @@ class InputField:
             ``hist_item_id`` both use table ``item_id``). None for numeric inputs.
         vocab_size: rows of that table, index 0 included. 0 for numeric inputs.
         embedding_dim: width of the table's embeddings. 0 for numeric inputs.
-        max_length: number of steps of a sequence, None otherwise.
+        max_length: number of steps of a sequence (of one session for a ``session`` field), None otherwise.
         query: for a behaviour sequence, the name of the target feature it is compared with in attention
             (``hist_category`` → ``category``); None for behaviour side information that has no target counterpart
             (time-gap bucket, behaviour type) and for non-sequence inputs.
@@ -66,13 +71,33 @@ class FeatureCross:
 
 
 @dataclasses.dataclass(frozen=True)
+class SessionInputs:
+    """The behaviour sequences in DSIN's session layout: one ``session`` field per sequence (its table and query
+    those of the sequence, ``max_length`` the steps of a session), ``max_sessions`` sessions, and the name of the
+    ``[B, max_sessions]`` session-length feature."""
+    fields: Tuple[InputField, ...]
+    max_sessions: int
+    length_feature: str
+
+    def to_dict(self) -> dict:
+        return {'fields': [dataclasses.asdict(f) for f in self.fields], 'max_sessions': self.max_sessions,
+                'length_feature': self.length_feature}
+
+    @classmethod
+    def from_dict(cls, config: dict) -> 'SessionInputs':
+        return cls(tuple(InputField(**f) for f in config['fields']), config['max_sessions'], config['length_feature'])
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelInputs:
-    """All transformed model inputs, the spec's feature crosses, and the names of the length feature and the
-    labels."""
+    """All transformed model inputs, the spec's feature crosses, the names of the length feature and the labels,
+    and the session layout of the behaviours when the spec divides them (``sessions``; only the models that read
+    sessions look at it)."""
     fields: Tuple[InputField, ...]
     sequence_length: Optional[str] = None
     labels: Tuple[str, ...] = ('click',)
     crosses: Tuple[FeatureCross, ...] = ()
+    sessions: Optional[SessionInputs] = None
 
     @property
     def label(self) -> str:
@@ -111,11 +136,13 @@ class ModelInputs:
     def to_dict(self) -> dict:
         return {'fields': [dataclasses.asdict(f) for f in self.fields], 'sequence_length': self.sequence_length,
                 'labels': list(self.labels),
-                'crosses': [{**dataclasses.asdict(c), 'columns': list(c.columns)} for c in self.crosses]}
+                'crosses': [{**dataclasses.asdict(c), 'columns': list(c.columns)} for c in self.crosses],
+                'sessions': self.sessions.to_dict() if self.sessions else None}
 
     @classmethod
     def from_dict(cls, config: dict) -> 'ModelInputs':
         crosses = tuple(FeatureCross(c['name'], tuple(c['columns']), c['hash_buckets'])
                         for c in config.get('crosses', ()))
+        sessions = SessionInputs.from_dict(config['sessions']) if config.get('sessions') else None
         return cls(fields=tuple(InputField(**f) for f in config['fields']), sequence_length=config.get('sequence_length'),
-                   labels=tuple(config.get('labels', ('click',))), crosses=crosses)
+                   labels=tuple(config.get('labels', ('click',))), crosses=crosses, sessions=sessions)

@@ -18,9 +18,15 @@ def model_inputs_from(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOut
     """The ModelInputs of ``spec`` after Transform wrote ``tft_output``. Positions (training-only) are left out."""
     fields = [_field(spec, column, tft_output) for column in spec.features if column.kind != spec_lib.POSITION]
     fields = [_with_query(field, fields) for field in fields]
+    sequences = [f for f in fields if f.kind == model_inputs.SEQUENCE]
+    sessions = spec.behavior.sessions if spec.behavior and sequences else None
     return model_inputs.ModelInputs(
         fields=tuple(fields), labels=spec.labels, crosses=spec.crosses,
-        sequence_length=spec.behavior.length_feature if any(c.sequence for c in spec.features) else None)
+        sequence_length=spec.behavior.length_feature if sequences else None,
+        sessions=model_inputs.SessionInputs(
+            fields=tuple(dataclasses.replace(f, name=sessions.feature(f.name), kind=model_inputs.SESSION,
+                                             max_length=sessions.max_length) for f in sequences),
+            max_sessions=sessions.max_sessions, length_feature=sessions.length_feature) if sessions else None)
 
 
 def table_size(spec: spec_lib.FeatureSpec, column: spec_lib.Column, tft_output: tft.TFTransformOutput) -> int:

@@ -6,7 +6,10 @@ One YAML file per data set describes every column (see ``feature_spec/specs/synt
 
     name: synthetic_clicks
     defaults: {embedding_dim: 16}
-    behavior: {max_length: 50, length_feature: hist_length}
+    behavior:
+      max_length: 50
+      length_feature: hist_length
+      sessions: {time: hist_time, gap_seconds: 1800, max_sessions: 5, max_length: 10}   # DSIN's sessions
     vocabularies:                       # shared vocabularies: one table for several columns
       item_id: {min_frequency: 2, num_oov_buckets: 20, embedding_dim: 16}
     columns:
@@ -136,10 +139,31 @@ class Vocabulary:
 
 
 @dataclasses.dataclass(frozen=True)
-class Behavior:
-    """The behaviour sequences: all id sequences keep the most recent ``max_length`` steps."""
+class Sessions:
+    """DSIN's session division of the behaviour sequences (``behavior.sessions``): a gap of more than
+    ``gap_seconds`` between two behaviours of the raw timestamp list ``time`` starts a session; the most recent
+    ``max_sessions`` sessions are kept, each with its most recent ``max_length`` behaviours. Transform writes every
+    sequence feature ``<name>`` again as ``<name>_sessions`` ``[max_sessions · max_length]`` (session k's steps at
+    k · max_length …, sessions oldest first, steps oldest first, padded with 0) and the kept steps per session to
+    ``length_feature`` ``[max_sessions]``."""
+    time: str
+    gap_seconds: int
+    max_sessions: int
     max_length: int
     length_feature: str
+
+    def feature(self, sequence: str) -> str:
+        """The name of the session-shaped version of the sequence feature ``sequence``."""
+        return f'{sequence}_sessions'
+
+
+@dataclasses.dataclass(frozen=True)
+class Behavior:
+    """The behaviour sequences: all id sequences keep the most recent ``max_length`` steps; ``sessions`` (optional)
+    also divides them into sessions."""
+    max_length: int
+    length_feature: str
+    sessions: Optional[Sessions] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,9 +268,10 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     columns = tuple(_parse_column(name, options, path) for name, options in columns_raw.items())
     behavior = None
     if raw.get('behavior') is not None:
-        _check_keys(raw['behavior'], ('max_length', 'length_feature'), path, 'behavior')
+        _check_keys(raw['behavior'], ('max_length', 'length_feature', 'sessions'), path, 'behavior')
         behavior = Behavior(max_length=_positive_int(raw['behavior'].get('max_length'), path, 'behavior.max_length'),
-                            length_feature=str(raw['behavior'].get('length_feature', 'hist_length')))
+                            length_feature=str(raw['behavior'].get('length_feature', 'hist_length')),
+                            sessions=_parse_sessions(raw['behavior'].get('sessions'), path))
     spec = FeatureSpec(name=str(raw.get('name', os.path.basename(path))), columns=columns,
                        gauc_group=raw.get('gauc_group'),
                        vocabularies=_complete_vocabularies(columns, vocabularies, path), behavior=behavior,
@@ -254,6 +279,20 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     _check_references(spec)
     crosses = tuple(_parse_cross(spec, name, options) for name, options in _mapping(raw.get('crosses'), path, 'crosses'))
     return dataclasses.replace(spec, crosses=crosses)
+
+
+def _parse_sessions(raw: Any, path: str) -> Optional[Sessions]:
+    if raw is None:
+        return None
+    where = 'behavior.sessions'
+    _check_keys(raw, ('time', 'gap_seconds', 'max_sessions', 'max_length', 'length_feature'), path, where)
+    if not isinstance(raw.get('time'), str):
+        raise SpecError(f'{path}: {where}.time must name the raw timestamp list of the behaviours')
+    return Sessions(time=raw['time'], gap_seconds=_positive_int(raw.get('gap_seconds', 1800), path,
+                                                                 f'{where}.gap_seconds'),
+                    max_sessions=_positive_int(raw.get('max_sessions'), path, f'{where}.max_sessions'),
+                    max_length=_positive_int(raw.get('max_length'), path, f'{where}.max_length'),
+                    length_feature=str(raw.get('length_feature', 'session_lengths')))
 
 
 def _mapping(value: Any, path: str, where: str):
@@ -395,6 +434,16 @@ def _check_references(spec: FeatureSpec) -> None:
                             'section giving max_length and length_feature')
     if spec.behavior and spec.behavior.length_feature in names:
         raise SpecError(f'{spec.path}: behavior.length_feature {spec.behavior.length_feature!r} clashes with a column')
+    sessions = spec.behavior.sessions if spec.behavior else None
+    if sessions is not None:
+        if not any(c.source == sessions.time and c.kind == TIMESTAMP and c.sequence for c in spec.columns):
+            raise SpecError(f'{spec.path}: behavior.sessions.time: {sessions.time!r} is not the source of a timestamp '
+                            'sequence column of the spec')
+        derived = [sessions.length_feature, spec.behavior.length_feature] + [
+            sessions.feature(c.name) for c in spec.columns if c.sequence]
+        clashes = sorted(set(derived) & set(names)) or sorted({n for n in derived if derived.count(n) > 1})
+        if clashes:
+            raise SpecError(f'{spec.path}: behavior.sessions: the session features {clashes} clash with other names')
     if spec.gauc_group is not None and spec.gauc_group not in spec.raw_columns:
         raise SpecError(f'{spec.path}: gauc_group: {spec.gauc_group!r} is not a column of the spec')
     if not spec.labels:

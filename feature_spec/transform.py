@@ -14,7 +14,8 @@ Each feature column becomes one transformed tensor (conventions in :mod:`feature
 Every id is shifted by one so that 0 means missing or padding. Id sequences keep the most recent
 ``behavior.max_length`` steps (oldest first), are padded with 0 at the end to a fixed length, and their valid
 length is written to ``behavior.length_feature``. Labels and the weight are cast to float32; keys and ground
-truth never leave Transform.
+truth never leave Transform. With ``behavior.sessions``, every sequence is also written in DSIN's session layout
+(:mod:`feature_spec.sessions`) as ``<name>_sessions``, with the session lengths.
 
 Raw inputs arrive as parsed from tf.Example (dense, sparse or ragged); a list column read from CSV arrives as one
 space-separated string per row and is split here.
@@ -26,6 +27,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from feature_spec import spec as spec_lib
+from feature_spec.sessions import SessionLayout
 
 _TF_DTYPES = {'int64': tf.int64, 'float32': tf.float32, 'string': tf.string}
 
@@ -47,11 +49,26 @@ def build_preprocessing_fn(spec: spec_lib.FeatureSpec) -> Callable[[Dict[str, tf
             for column in sequences:
                 outputs[column.name] = outputs[column.name].to_tensor(
                     default_value=0, shape=[None, spec.behavior.max_length])
+            if spec.behavior.sessions is not None:
+                outputs.update(_session_features(spec, raw, outputs, sequences))
         for column in spec.of_kind(spec_lib.LABEL, spec_lib.WEIGHT):
             outputs[column.name] = tf.cast(raw.get(column.source, column), tf.float32)
         return outputs
 
     return preprocessing_fn
+
+
+def _session_features(spec: spec_lib.FeatureSpec, raw, outputs, sequences) -> Dict[str, tf.Tensor]:
+    """Every sequence feature in DSIN's session layout, and the session lengths (:mod:`feature_spec.sessions`)."""
+    sessions = spec.behavior.sessions
+    time_column = next(c for c in spec.columns if c.source == sessions.time and c.sequence)
+    times = raw.get(sessions.time, time_column)
+    layout = SessionLayout(tf.cast(times.to_tensor(default_value=0, shape=[None, spec.behavior.max_length]),
+                                   tf.int64), times.row_lengths(), sessions.gap_seconds, sessions.max_sessions,
+                           sessions.max_length)
+    features = {sessions.feature(c.name): layout.apply(outputs[c.name]) for c in sequences}
+    features[sessions.length_feature] = layout.session_lengths
+    return features
 
 
 class _RawColumns:

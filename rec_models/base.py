@@ -40,6 +40,13 @@ def serving_signature(inputs: ModelInputs) -> dict:
             specs[field.name] = tf.TensorSpec([None], tf.int64, name=field.name)
     if inputs.sequence_length is not None:
         specs[inputs.sequence_length] = tf.TensorSpec([None], tf.int64, name=inputs.sequence_length)
+    if inputs.sessions is not None:
+        sessions = inputs.sessions
+        for field in sessions.fields:
+            specs[field.name] = tf.TensorSpec([None, sessions.max_sessions * field.max_length], tf.int64,
+                                              name=field.name)
+        specs[sessions.length_feature] = tf.TensorSpec([None, sessions.max_sessions], tf.int64,
+                                                       name=sessions.length_feature)
     return specs
 
 

@@ -68,6 +68,14 @@ def test_shipped_spec_loads_with_shared_vocabularies():
      "crosses.x: unknown option 'weight'"),
     (lambda s: s['crosses'].update(city={'columns': ['age_bucket', 'gender'], 'hash_buckets': 9}),
      'crosses.city: the name clashes with a column'),
+    (lambda s: s['behavior']['sessions'].update(time='request_time'),
+     "behavior.sessions.time: 'request_time' is not the source of a timestamp sequence column"),
+    (lambda s: s['behavior']['sessions'].update(max_sessions=0), 'behavior.sessions.max_sessions must be a positive'),
+    (lambda s: s['behavior']['sessions'].pop('max_length'), 'behavior.sessions.max_length must be a positive'),
+    (lambda s: s['behavior']['sessions'].update(gap=3), "behavior.sessions: unknown option 'gap'"),
+    (lambda s: s['behavior']['sessions'].update(length_feature='hist_length'), "['hist_length']"),
+    (lambda s: s['columns'].update(hist_brand_sessions={'kind': 'numeric', 'group': 'item', 'transform': 'log'}),
+     "the session features ['hist_brand_sessions'] clash"),
 ])
 def test_bad_spec_is_rejected_naming_the_field(raw_spec, mutate, message):
     bad = copy.deepcopy(raw_spec)

@@ -1,5 +1,5 @@
 """Each transform of the spec, run by tf.Transform on hand-made rows: OOV, bucket edges, time-gap buckets,
-sequence truncation keeping the newest steps, shared vocabularies, CSV lists."""
+sequence truncation keeping the newest steps, DSIN's sessions, shared vocabularies, CSV lists."""
 
 import tempfile
 
@@ -17,7 +17,8 @@ from feature_spec.transform import build_preprocessing_fn, time_gap_bucket
 
 SPEC = {
     'name': 'unit',
-    'behavior': {'max_length': 3, 'length_feature': 'seq_len'},
+    'behavior': {'max_length': 3, 'length_feature': 'seq_len',
+                 'sessions': {'time': 'hist_time', 'gap_seconds': 5, 'max_sessions': 2, 'max_length': 2}},
     'vocabularies': {'item': {'min_frequency': 2, 'num_oov_buckets': 2, 'embedding_dim': 4}},
     'columns': {
         'item': {'kind': 'categorical', 'group': 'item', 'transform': {'type': 'vocabulary', 'vocabulary': 'item'}},
@@ -92,6 +93,22 @@ def test_time_gap_buckets(transformed):
     assert rows[2]['hist_time'].tolist() == [1, 0, 0]  # gap 0 → [0,1) → 1; padding 0
     gaps = tf.constant([0, 1, 2, 3, 4, 7, 8, 15, 16, 10**9, -5], tf.int64)
     np.testing.assert_array_equal(time_gap_bucket(gaps, 6).numpy(), [1, 2, 3, 3, 4, 4, 5, 5, 6, 6, 1])
+
+
+def test_sessions_divide_the_kept_steps_at_gaps_over_the_threshold(transformed):
+    rows, _, inputs, _ = transformed
+    # Row 0 keeps times [190, 197, 199]: 197 − 190 = 7 > 5 starts a session, 199 − 197 = 2 does not → sessions
+    # [5] and [5, 9] (ids 1; 1, 2), oldest first, 2 steps a session.
+    assert rows[0]['hist_item_sessions'].tolist() == [1, 0, 1, 2]
+    assert rows[0]['hist_time_sessions'].tolist() == [5, 0, 3, 2]  # the time-gap buckets, laid out alike
+    assert rows[0]['session_lengths'].tolist() == [1, 2]
+    assert rows[1]['hist_item_sessions'].tolist() == [0, 0, 0, 0] and rows[1]['session_lengths'].tolist() == [0, 0]
+    assert rows[2]['hist_item_sessions'].tolist() == [1, 0, 0, 0] and rows[2]['session_lengths'].tolist() == [1, 0]
+    sessions = inputs.sessions
+    assert sessions.max_sessions == 2 and sessions.length_feature == 'session_lengths'
+    assert {f.name: (f.table, f.query, f.max_length) for f in sessions.fields} == {
+        'hist_item_sessions': ('item', 'item', 2), 'hist_time_sessions': ('hist_time', None, 2)}
+    assert type(inputs).from_dict(inputs.to_dict()) == inputs
 
 
 def test_bucketize_edges_hash_and_numeric(transformed):

@@ -56,7 +56,13 @@ class BehaviorModel(RankingModel):
         for field in self.keyed:
             if inputs[field.query].embedding_dim != field.embedding_dim:
                 raise ValueError(f'{field.name!r} and its query {field.query!r} differ in embedding width')
-        self.embedding = FieldEmbedding(inputs, l2=l2, frequencies=frequencies, name='embedding')
+        self.embedding = FieldEmbedding(self.embedded_inputs(inputs), l2=l2, frequencies=frequencies,
+                                        name='embedding')
+
+    def embedded_inputs(self, inputs: ModelInputs) -> ModelInputs:
+        """The inputs the one embedding layer looks up (all of them); a model that reads the behaviours in
+        another layout (DSIN's sessions) swaps the sequences for it, keeping the tables shared."""
+        return inputs
 
     def use_auxiliary_loss(self, weight: float) -> None:
         """Declares an auxiliary task whose loss the training outputs carry under ``AUX_LOSS``, weighted by α =

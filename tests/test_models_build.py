@@ -6,12 +6,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from feature_spec.model_inputs import FeatureCross, InputField, ModelInputs  # noqa: E402
+import dataclasses  # noqa: E402  pylint: disable=wrong-import-order
+
+from feature_spec.model_inputs import FeatureCross, InputField, ModelInputs, SessionInputs  # noqa: E402
 from rec_models import registry  # noqa: E402
 from rec_models.base import serving_signature  # noqa: E402
 from rec_models.layers import FieldEmbedding  # noqa: E402
 
 B, L, D = 32, 5, 4
+K, T = 3, 2  # sessions, steps a session
 SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0, 'transformer_dropout': 0.0}  # deterministic training calls
 MODELS = registry.names()
 
@@ -54,6 +57,9 @@ INPUTS = ModelInputs(fields=(
     _sequence('hist_item_id', 'item_id', 30, 'item_id'), _sequence('hist_category', 'category', 6, 'category'),
     _sequence('hist_time_gap', 'hist_time_gap', 8, None),
 ), sequence_length='hist_length', crosses=(FeatureCross('gender_x_category', ('gender', 'category'), 50),))
+INPUTS = dataclasses.replace(INPUTS, sessions=SessionInputs(
+    fields=tuple(dataclasses.replace(f, name=f'{f.name}_sessions', kind='session', max_length=T)
+                 for f in INPUTS.of_kind('sequence')), max_sessions=K, length_feature='session_lengths'))
 
 
 def _features(seed=0, n=B):
@@ -70,6 +76,13 @@ def _features(seed=0, n=B):
             ids = rng.integers(1, field.vocab_size, (n, L)).astype(np.int64)
             ids[np.arange(L)[None] >= length[:, None]] = 0
             features[field.name] = ids
+    sessions = rng.integers(0, T + 1, (n, K))
+    sessions[np.arange(K)[None] >= rng.integers(0, K + 1, n)[:, None]] = 0  # empty slots after the used ones
+    features['session_lengths'] = sessions.astype(np.int64)
+    for field in INPUTS.sessions.fields:
+        ids = rng.integers(1, field.vocab_size, (n, K, T)).astype(np.int64)
+        ids[np.arange(T)[None, None] >= sessions[..., None]] = 0
+        features[field.name] = ids.reshape(n, K * T)
     return features
 
 
@@ -79,6 +92,10 @@ def _with_noisy_padding(features, seed=1):
     padded = np.arange(L)[None] >= features['hist_length'][:, None]
     for field in INPUTS.of_kind('sequence'):
         noisy[field.name] = np.where(padded, rng.integers(1, field.vocab_size, (len(padded), L)), features[field.name])
+    session_padded = (np.arange(T)[None, None] >= features['session_lengths'][..., None]).reshape(len(padded), K * T)
+    for field in INPUTS.sessions.fields:
+        noisy[field.name] = np.where(session_padded, rng.integers(1, field.vocab_size, session_padded.shape),
+                                     features[field.name])
     return noisy
 
 
@@ -158,8 +175,8 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 def test_registry_names_and_rejections():
     assert registry.names() == ['afm', 'autoint', 'base_model', 'bst', 'dcn', 'deepffm', 'deepfm', 'dien', 'dien_agru',
-                                'dien_aigru', 'din', 'dmr', 'fat_deepffm', 'ffm', 'fm', 'fnn', 'lr', 'nfm', 'opnn', 'pnn',
-                                'poly2', 'transfm', 'wide_deep']
+                                'dien_aigru', 'din', 'dmr', 'dsin', 'fat_deepffm', 'ffm', 'fm', 'fnn', 'lr', 'nfm',
+                                'opnn', 'pnn', 'poly2', 'transfm', 'wide_deep']
     assert registry.validate('base_model')['pooling'] == 'sum'
     with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):
         registry.build('dien_v9', INPUTS)

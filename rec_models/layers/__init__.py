@@ -16,13 +16,16 @@
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
   ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
 * :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
-  :mod:`.transformer`: ``TransformerBlock`` (BST); :mod:`.additive_attention`: ``AdditiveAttentionScores`` (DMR)
+  :mod:`.transformer`: ``TransformerBlock`` (BST, DSIN); :mod:`.additive_attention`: ``AdditiveAttentionScores``
+  (DMR); :mod:`.bilinear_attention`: ``BilinearAttention`` (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``,
+  ``BidirectionalLSTM`` (DSIN)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
 from rec_models.layers.additive_attention import AdditiveAttentionScores
 from rec_models.layers.afm import AttentionalPairwisePooling
 from rec_models.layers.bi_interaction import BiInteractionPooling
+from rec_models.layers.bilinear_attention import BilinearAttention
 from rec_models.layers.cenet import CENetFieldAttention
 from rec_models.layers.cross import CrossNetwork
 from rec_models.layers.dice import Dice
@@ -32,6 +35,7 @@ from rec_models.layers.fields import FieldVectors
 from rec_models.layers.gru import InterestGRU
 from rec_models.layers.interaction import FMFirstOrder, FMSecondOrder
 from rec_models.layers.interest_evolution import InterestEvolution
+from rec_models.layers.lstm import BidirectionalLSTM, PeepholeLSTM
 from rec_models.layers.mlp import MLP
 from rec_models.layers.pooling import BehaviorStepValues, LearnedStepValues, MaskedMeanPooling, MaskedSumPooling
 from rec_models.layers.poly2 import HashedPairwiseCross
@@ -42,9 +46,10 @@ from rec_models.layers.transformer import TransformerBlock
 from rec_models.layers.wide import HashedFeatureCrosses
 
 __all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
+           'BidirectionalLSTM', 'BilinearAttention',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldVectors', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
            'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'InterestEvolution',
            'InterestGRU', 'LearnedStepValues', 'MLP',
            'MaskedMeanPooling', 'MaskedSumPooling',
-           'OuterProduct', 'TransformerBlock', 'TranslationInteraction']
+           'OuterProduct', 'PeepholeLSTM', 'TransformerBlock', 'TranslationInteraction']

@@ -2,7 +2,7 @@
 
 The attention of each interest state h_t on the target ad e_a, over the valid steps,
 
-    a_t = exp(h_t W e_a) / Σ_j exp(h_j W e_a)                                  (eq. 5)
+    a_t = exp(h_t W e_a) / Σ_j exp(h_j W e_a)                                  (eq. 5, :class:`BilinearAttention`)
 
 drives an attentional GRU over h_1 … h_T (:class:`~rec_models.layers.gru.InterestGRU`, ``'augru'`` by default, or
 ``'aigru'`` / ``'agru'``); its final state h'_T is the user's interest in the target.
@@ -10,8 +10,8 @@ drives an attentional GRU over h_1 … h_T (:class:`~rec_models.layers.gru.Inter
 
 import tensorflow as tf
 
+from rec_models.layers.bilinear_attention import BilinearAttention
 from rec_models.layers.gru import InterestGRU
-from rec_models.layers.softmax import masked_softmax
 
 
 class InterestEvolution(tf.keras.layers.Layer):
@@ -32,22 +32,15 @@ class InterestEvolution(tf.keras.layers.Layer):
         self.units = units
         self.variant = variant
         self.gru = InterestGRU(units, variant, name='gru')
+        self.attention = BilinearAttention(name='attention')
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(name='kernel', shape=(int(input_shape['states'][-1]),
-                                                            int(input_shape['target'][-1])),
-                                      initializer='glorot_uniform')
+        self.attention.build(input_shape)
         super().build(input_shape)
-
-    def attention(self, states, target, mask):
-        """a_t (eq. 5): ``[B, L]``, 0 at padded steps; ``states`` and ``mask`` of batch B or 1."""
-        projected = tf.einsum('blh,hd->bld', states, self.kernel)                     # h_t W, once per sequence
-        scores = tf.reduce_sum(projected * target[:, tf.newaxis, :], axis=-1)         # h_t W e_a: [B, L]
-        return masked_softmax(scores, tf.broadcast_to(mask, tf.shape(scores)))
 
     def call(self, inputs, mask):
         states, target = inputs['states'], inputs['target']
-        weights = self.attention(states, target, mask)
+        weights = self.attention.weights_of(states, target, mask)
         batch = tf.shape(weights)[0]
         states = tf.broadcast_to(states, tf.concat([[batch], tf.shape(states)[1:]], axis=0))
         mask = tf.broadcast_to(mask, tf.shape(weights))

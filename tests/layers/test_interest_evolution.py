@@ -30,7 +30,7 @@ def test_attention_is_the_softmax_of_h_w_e_over_the_valid_steps():
     layer = _layer()
     inputs = _inputs()
     _, weights = layer(inputs, MASK)
-    kernel = layer.kernel.numpy()
+    kernel = layer.attention.kernel.numpy()
     for example in range(B):
         valid = MASK[example]
         scores = inputs['states'][example] @ kernel @ inputs['target'][example]

@@ -12,6 +12,7 @@ the predictions line up with the raw rows, whose user ids give the GAUC.
 
 import dataclasses
 import os
+import shutil
 import time
 from typing import Any, Dict, Optional
 
@@ -30,6 +31,7 @@ from tfx_pipeline import trainer
 from tfx_pipeline.config import SPLITS, TrainingConfig
 from tfx_pipeline.local_transform import TRANSFORM_OUTPUT, TRANSFORMED, run_transform
 
+SPEC_USED = 'feature_spec.yaml'  # the spec a workdir's Transform output was made with
 DEFAULT_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             'feature_spec', 'specs', 'synthetic.yaml')
 
@@ -48,7 +50,8 @@ class Prepared:
 def prepare(generator_config: data.GeneratorConfig, workdir: str, spec_path: str = DEFAULT_SPEC) -> Prepared:
     """Generates, writes (TFRecord) and transforms a data set under ``workdir``.
 
-    A workdir that already holds this very data set (same generator config), transformed, is reused as it is.
+    A workdir that already holds this very data set (same generator config) is reused as it is, and so is its
+    Transform output when it was made with this very spec (the spec file's text is kept beside it).
     """
     spec = spec_lib.load(spec_path)
     data_dir = os.path.join(workdir, 'data')
@@ -56,13 +59,27 @@ def prepare(generator_config: data.GeneratorConfig, workdir: str, spec_path: str
     transform_dir = os.path.join(workdir, 'transform')
     metadata = summary.data_metadata(data_dir)
     transformed = {split: os.path.join(transform_dir, TRANSFORMED, split, 'part*') for split in SPLITS}
-    if metadata.get('config') != dataclasses.asdict(generator_config) or \
-            not os.path.exists(os.path.join(transform_dir, TRANSFORM_OUTPUT)):
+    if metadata.get('config') != dataclasses.asdict(generator_config):
         metadata = data.generate_and_write(generator_config, data_dir, formats=(schema_lib.TFRECORD,),
                                            num_shards=1)
+        shutil.rmtree(transform_dir, ignore_errors=True)
+    spec_text = _text(spec_path)
+    used_spec = os.path.join(transform_dir, SPEC_USED)
+    if not os.path.exists(os.path.join(transform_dir, TRANSFORM_OUTPUT)) or _text(used_spec) != spec_text:
+        shutil.rmtree(transform_dir, ignore_errors=True)
         transformed = run_transform(spec, raw, transform_dir)
+        with open(used_spec, 'w') as f:
+            f.write(spec_text)
     tft_output = tft.TFTransformOutput(os.path.join(workdir, 'transform', TRANSFORM_OUTPUT))
     return Prepared(spec, tft_output, transformed, raw, metadata, _test_columns(spec, raw['test']))
+
+
+def _text(path: str) -> Optional[str]:
+    """The text of a file, None when there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
 
 
 def _test_columns(spec: spec_lib.FeatureSpec, pattern: str) -> Dict[str, np.ndarray]:

@@ -25,9 +25,13 @@ TFRECORD = 'tfrecord'
 
 
 def _randomise(model, seed=0):
+    """N(0, 0.15²) weights, kernels at most N(0, 4/fan_in) so that deep towers do not saturate the output."""
     rng = np.random.default_rng(seed)
     for variable in model.trainable_variables:
-        variable.assign(rng.normal(0.0, 0.15, variable.shape).astype(np.float32))
+        std = 0.15
+        if variable.shape.rank == 2 and 'embeddings' not in variable.name:
+            std = min(std, 2.0 * float(variable.shape[0]) ** -0.5)
+        variable.assign(rng.normal(0.0, std, variable.shape).astype(np.float32))
 
 
 @pytest.fixture(name='logged', scope='module')

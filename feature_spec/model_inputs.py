@@ -144,5 +144,6 @@ class ModelInputs:
         crosses = tuple(FeatureCross(c['name'], tuple(c['columns']), c['hash_buckets'])
                         for c in config.get('crosses', ()))
         sessions = SessionInputs.from_dict(config['sessions']) if config.get('sessions') else None
-        return cls(fields=tuple(InputField(**f) for f in config['fields']), sequence_length=config.get('sequence_length'),
-                   labels=tuple(config.get('labels', ('click',))), crosses=crosses, sessions=sessions)
+        return cls(fields=tuple(InputField(**f) for f in config['fields']),
+                   sequence_length=config.get('sequence_length'), labels=tuple(config.get('labels', ('click',))),
+                   crosses=crosses, sessions=sessions)

@@ -277,7 +277,8 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
                        vocabularies=_complete_vocabularies(columns, vocabularies, path), behavior=behavior,
                        default_embedding_dim=default_dim, path=path)
     _check_references(spec)
-    crosses = tuple(_parse_cross(spec, name, options) for name, options in _mapping(raw.get('crosses'), path, 'crosses'))
+    crosses = tuple(_parse_cross(spec, name, options)
+                    for name, options in _mapping(raw.get('crosses'), path, 'crosses'))
     return dataclasses.replace(spec, crosses=crosses)
 
 

@@ -13,9 +13,9 @@ An Embedding&MLP ranker whose input also carries two measures of user-to-item re
       L_NS = −1/N Σ_i [log σ(u_{T−1}ᵀ v'_o) + Σ_{j=1}^{k} log σ(−u_{T−1}ᵀ v'_j)]
 
   and L = L_target + β · L_NS (``aux_weight`` β).
-* **Item-to-Item network**: â_t = ẑᵀ tanh(Ŵ_c e_c + Ŵ_p p_t + Ŵ_e e_t + b̂) (additive attention with the target
-  e_c), α̂_t = softmax_t(â_t); its outputs are the weighted sum û = Σ_t α̂_t e_t, the relevance r̂ = Σ_t â_t (the
-  scores before the softmax) and the target embedding (in the item group of the MLP's input).
+* **Item-to-Item network**: â_t = ẑᵀ tanh(Ŵ_c e_c + Ŵ_p p_t + Ŵ_e e_t + b̂) (additive attention with the
+  target e_c), α̂_t = softmax_t(â_t); its outputs are the weighted sum û = Σ_t α̂_t e_t, the relevance
+  r̂ = Σ_t â_t (the scores before the softmax) and the target embedding (in the item group of the MLP's input).
 * MLP: [user profile, Σ_t e_t (sum-pooled behaviours), û, r, r̂, target item, context] through PReLU layers.
 
 Choices: e_t is the behaviour's keys (item, category, brand embeddings of

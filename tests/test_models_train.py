@@ -4,9 +4,9 @@ A constant predictor has AUC 0.5. The margins were set from measurement on this 
 preset, 46k training rows, 2 epochs, the models' default regularisation): DIN reached 0.651 test AUC, base_model
 0.668, DeepFM 0.638, LR 0.593, FM 0.633, NFM 0.642, POLY2 0.630, FFM 0.639, AFM 0.631, TransFM 0.616, IPNN
 0.647, OPNN 0.645, DCN 0.634, AutoInt 0.630, DeepFFM 0.668, FAT-DeepFFM 0.643, FNN 0.634, Wide&Deep 0.646, DIEN
-0.663 (AUGRU), 0.650 (AIGRU) and 0.665 (AGRU), BST 0.645, DMR 0.633 and DSIN 0.659 (on so little data the attention has not
-paid off yet; the default data set's figures are in the README). Each must clear 0.5 by about two thirds of its
-measured lead, so a model that learns nothing, or learns the wrong sign, fails.
+0.663 (AUGRU), 0.650 (AIGRU) and 0.665 (AGRU), BST 0.645, DMR 0.633 and DSIN 0.659 (on so little data the
+attention has not paid off yet; the default data set's figures are in the README). Each must clear 0.5 by about
+two thirds of its measured lead, so a model that learns nothing, or learns the wrong sign, fails.
 """
 
 import pytest

@@ -9,9 +9,9 @@
       path: data/default                         # <path>/<format>/{train,eval,test}/
       format: tfrecord                           # or csv
       synthetic: {preset: default, seed: 7}      # generate the data there if it is missing (optional)
-    training: {model: din, hparams: {}, batch_size: 512,     # model: a name, or a list of names (one Trainer,
-                                                             # Evaluator and Pusher each, on one Transform) epochs: 8, learning_rate: 0.003,
+    training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.003,
                learning_rate_decay: 0.5, early_stopping_patience: 2, seed: 42, shuffle_buffer: 200000}
+    # training.model may be a list of names: one Trainer, Evaluator and Pusher each, on one Transform.
     evaluation: {auc_floor: 0.6}
     runner: {kind: local, beam_args: [], enable_cache: false}
 

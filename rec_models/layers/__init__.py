@@ -45,11 +45,10 @@ from rec_models.layers.transfm import TranslationInteraction
 from rec_models.layers.transformer import TransformerBlock
 from rec_models.layers.wide import HashedFeatureCrosses
 
-__all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'AttentionalPairwisePooling', 'BehaviorStepValues', 'BiInteractionPooling',
-           'BidirectionalLSTM', 'BilinearAttention',
-           'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FieldEmbedding', 'FieldAwareEmbedding',
-           'FieldAwareInteraction', 'FieldVectors', 'LinearEmbedding', 'NumericEmbedding', 'FMFirstOrder', 'FMSecondOrder',
-           'HashedFeatureCrosses', 'HashedPairwiseCross', 'InnerProduct', 'InteractingLayer', 'InterestEvolution',
-           'InterestGRU', 'LearnedStepValues', 'MLP',
-           'MaskedMeanPooling', 'MaskedSumPooling',
-           'OuterProduct', 'PeepholeLSTM', 'TransformerBlock', 'TranslationInteraction']
+__all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'AttentionalPairwisePooling',
+           'BehaviorStepValues', 'BiInteractionPooling', 'BidirectionalLSTM', 'BilinearAttention',
+           'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FMFirstOrder', 'FMSecondOrder', 'FieldAwareEmbedding',
+           'FieldAwareInteraction', 'FieldEmbedding', 'FieldVectors', 'HashedFeatureCrosses', 'HashedPairwiseCross',
+           'InnerProduct', 'InteractingLayer', 'InterestEvolution', 'InterestGRU', 'LearnedStepValues',
+           'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling', 'NumericEmbedding', 'OuterProduct',
+           'PeepholeLSTM', 'TransformerBlock', 'TranslationInteraction']

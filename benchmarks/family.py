@@ -9,7 +9,8 @@ Every model is trained the same way (the Trainer's settings below, the family's 
 model taking those it accepts: LR has no embedding width) on the same data, generated (``--preset`` with the
 generator settings of ``--data`` over it) and transformed once into ``--workdir``. Besides the registered models a
 family lists variants (``VARIANTS``): ``fnn_fm_init`` is FNN initialised from the ``fm`` trained in the same run
-(trained first when it is not in ``--models``), ``dien_no_aux`` and ``dmr_no_aux`` leave out the auxiliary loss.
+(trained first when it is not in ``--models``), ``dien_no_aux``, ``dmr_no_aux`` and ``dmin_no_aux`` leave out
+the auxiliary loss.
 """
 
 import argparse
@@ -30,7 +31,7 @@ FM_INITIALISED = 'fnn_fm_init'
 FM_EXPORT = '<the fm trained in this run>'
 # Benchmark entries that are a registered model with other hyper-parameters.
 VARIANTS = {FM_INITIALISED: ('fnn', {'fm_model': FM_EXPORT}), 'dien_no_aux': ('dien', {'aux_weight': 0.0}),
-            'dmr_no_aux': ('dmr', {'aux_weight': 0.0})}
+            'dmr_no_aux': ('dmr', {'aux_weight': 0.0}), 'dmin_no_aux': ('dmin', {'aux_weight': 0.0})}
 # Each family: its models in the order they are trained, and the hyper-parameters every one of them gets.
 FAMILIES = {
     # History as fields whose step values are learned from the time gap and behaviour type (README, "Models"); one
@@ -40,7 +41,7 @@ FAMILIES = {
                     {'use_behavior': 'learned', 'embedding_dim': 16}),
     # The behaviour-sequence models with their own defaults; base_model (sum pooling) is the reference.
     'sequence': (('base_model', 'din', 'dien', 'dien_aigru', 'dien_agru', 'dien_no_aux', 'dsin', 'bst', 'dmr',
-                  'dmr_no_aux'), {}),
+                  'dmr_no_aux', 'dmin', 'dmin_no_aux'), {}),
 }
 COLUMNS = ('model', 'test_auc', 'gauc', 'logloss', 'fraction_of_ceiling', 'examples_per_s', 'params', 'epochs')
 

@@ -119,3 +119,36 @@ class BehaviorModel(RankingModel):
         if AUX_LOSS not in outputs:
             logs.pop(AUX_LOSS, None)
         return logs
+
+
+def next_behaviour_loss(states, keys, mask, item_ids):
+    """DIEN's auxiliary loss (eq. 1; also DMIN's): each state h_t against the next behaviour e_{t+1} and a
+    behaviour the user did not take, ê_{t+1}:
+
+        L_aux = −1/N Σ_i Σ_t [log σ(⟨h_t^i, e^i[t+1]⟩) + log(1 − σ(⟨h_t^i, ê^i[t+1]⟩))]
+
+    over the valid pairs, normalised by their number. Choice (the paper samples ê from the item set less the
+    clicked item; its code reads pre-sampled negatives from the data): ê_{t+1} is the behaviour at the same step of
+    another example of the mini-batch (the batch rolled by one row; batches are shuffled), so negatives follow the
+    behaviour distribution and need no extra lookup; a pair is dropped when that step is padding or holds the same
+    item.
+
+    ``states`` ``[B, L, d]``, ``keys`` ``[B, L, d]``, ``mask`` ``[B, L]``, ``item_ids`` ``[B, L]`` (the ids that
+    make a negative equal to its positive) → a scalar.
+    """
+    h = states[:, :-1]
+    positive_valid = tf.cast(mask[:, 1:], tf.float32)
+    negative_keys = tf.roll(keys, shift=1, axis=0)[:, 1:]
+    negative_valid = positive_valid * tf.cast(tf.roll(mask, shift=1, axis=0)[:, 1:], tf.float32) * tf.cast(
+        tf.not_equal(tf.roll(item_ids, shift=1, axis=0)[:, 1:], item_ids[:, 1:]), tf.float32)
+    positive = tf.reduce_sum(h * keys[:, 1:], axis=-1)                              # ⟨h_t, e_{t+1}⟩
+    negative = tf.reduce_sum(h * negative_keys, axis=-1)                           # ⟨h_t, ê_{t+1}⟩
+    total = tf.reduce_sum(positive_valid * tf.nn.softplus(-positive) + negative_valid * tf.nn.softplus(negative))
+    return total / tf.maximum(tf.reduce_sum(positive_valid), 1.0)
+
+
+def recency_ranks(lengths, max_length: int):
+    """``[B, max_length]`` rank of each step from the newest valid one (0), clipped to [0, max_length − 1] (padded
+    steps get 0): the index of DMR's and DMIN's position embeddings."""
+    steps = tf.range(max_length, dtype=lengths.dtype)
+    return tf.clip_by_value(lengths[:, tf.newaxis] - 1 - steps[tf.newaxis, :], 0, max_length - 1)

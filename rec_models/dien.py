@@ -4,16 +4,9 @@ Prediction*, AAAI 2019; seeds ``003``/``004``).
 * Interest extractor (§4.2): a GRU over the behaviours, i_t = [e_t, s_t] (the behaviour's keys and side
   information of :class:`~rec_models.behavior.BehaviorModel`; the time gap and behaviour type are our documented
   extension, as in DIN), with hidden width d = the width of e_t, so that h_t can be scored against a behaviour.
-  The **auxiliary loss** (eq. 1) supervises each h_t with the next behaviour e_{t+1} as the positive and a
-  behaviour the user did not take, ê_{t+1}, as the negative:
-
-      L_aux = −1/N Σ_i Σ_t [log σ(⟨h_t^i, e^i[t+1]⟩) + log(1 − σ(⟨h_t^i, ê^i[t+1]⟩))]
-
-  Choice (the paper samples ê from the item set less the clicked item; its code reads pre-sampled negatives
-  from the data): ê_{t+1} is the behaviour at the same step of another example of the mini-batch (the batch
-  rolled by one row, whose order is shuffled), so negatives follow the behaviour distribution and need no extra
-  lookup; a pair is dropped when that step is padding or holds the same item. The sum is normalised by the
-  number of valid positive pairs.
+  The **auxiliary loss** (eq. 1, :func:`~rec_models.behavior.next_behaviour_loss`, where its negative sampling
+  is documented) supervises each h_t with the next behaviour e_{t+1} as the positive and a behaviour the user did
+  not take, ê_{t+1}, as the negative.
 * Interest evolving layer (§4.3): a_t = softmax(h_t W e_a) over the valid steps, and AUGRU (eq. 8) — or AIGRU,
   AGRU (``evolution``) — over h_1 … h_T; h'_T is the user's interest
   (:class:`~rec_models.layers.InterestEvolution`).
@@ -32,7 +25,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import click_outputs
-from rec_models.behavior import AUX_LOSS, BehaviorModel
+from rec_models.behavior import AUX_LOSS, BehaviorModel, next_behaviour_loss
 from rec_models.layers import MLP, InterestEvolution, InterestGRU
 from rec_models.registry import register
 
@@ -85,22 +78,5 @@ class DIEN(BehaviorModel):
                             axis=-1)
         outputs = click_outputs(logits, attention_weights=weights)
         if training and self.aux_weight:
-            outputs[AUX_LOSS] = self.auxiliary_loss(states, keys, mask, features[self.keyed[0].name])
+            outputs[AUX_LOSS] = next_behaviour_loss(states, keys, mask, features[self.keyed[0].name])
         return outputs
-
-    @staticmethod
-    def auxiliary_loss(states, keys, mask, item_ids):
-        """L_aux (eq. 1) over the valid pairs (h_t, e_{t+1}); negatives ê_{t+1} from the batch rolled by one row.
-
-        ``states`` ``[B, L, d]``, ``keys`` ``[B, L, d]``, ``mask`` ``[B, L]``, ``item_ids`` ``[B, L]`` (the ids that
-        make a negative equal to its positive).
-        """
-        h = states[:, :-1]
-        positive_valid = tf.cast(mask[:, 1:], tf.float32)
-        negative_keys = tf.roll(keys, shift=1, axis=0)[:, 1:]
-        negative_valid = positive_valid * tf.cast(tf.roll(mask, shift=1, axis=0)[:, 1:], tf.float32) * tf.cast(
-            tf.not_equal(tf.roll(item_ids, shift=1, axis=0)[:, 1:], item_ids[:, 1:]), tf.float32)
-        positive = tf.reduce_sum(h * keys[:, 1:], axis=-1)                              # ⟨h_t, e_{t+1}⟩
-        negative = tf.reduce_sum(h * negative_keys, axis=-1)                           # ⟨h_t, ê_{t+1}⟩
-        total = tf.reduce_sum(positive_valid * tf.nn.softplus(-positive) + negative_valid * tf.nn.softplus(negative))
-        return total / tf.maximum(tf.reduce_sum(positive_valid), 1.0)

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import click_outputs
-from rec_models.behavior import AUX_LOSS, BehaviorModel
+from rec_models.behavior import AUX_LOSS, BehaviorModel, recency_ranks
 from rec_models.layers import MLP, AdditiveAttentionScores, FieldEmbedding
 from rec_models.layers.softmax import masked_softmax
 from rec_models.registry import register
@@ -87,9 +87,7 @@ class DMR(BehaviorModel):
 
     def positional(self, side, lengths):
         """p_t = [recency-rank embedding, s_t] ``[B, L, d_p]`` for sequences of ``lengths`` valid steps."""
-        steps = tf.range(self.keyed[0].max_length, dtype=lengths.dtype)
-        ranks = tf.clip_by_value(lengths[:, tf.newaxis] - 1 - steps[tf.newaxis, :], 0, self.keyed[0].max_length - 1)
-        ranked = tf.gather(self.positions, ranks)
+        ranked = tf.gather(self.positions, recency_ranks(lengths, self.keyed[0].max_length))
         return ranked if side is None else tf.concat([ranked, side], axis=-1)
 
     def user_vector_of(self, keys, side, lengths):

@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from rec_models import registry  # noqa: E402
-from rec_models.dien import AUX_LOSS, DIEN  # noqa: E402
+from rec_models.behavior import AUX_LOSS, next_behaviour_loss  # noqa: E402
 from test_deep_interaction_models import INPUTS, _features  # noqa: E402  pylint: disable=wrong-import-order
 
 SMALL = {'hidden_units': (8,), 'dropout': 0.0, 'l2': 0.0}
@@ -37,9 +37,9 @@ def test_auxiliary_loss_equals_its_equation_with_rolled_negatives():
             total += _softplus(-states[i, t] @ keys[i, t + 1])              # −log σ(⟨h_t, e_{t+1}⟩)
             if mask[other, t + 1] and ids[other, t + 1] != ids[i, t + 1]:
                 total += _softplus(states[i, t] @ keys[other, t + 1])        # −log(1 − σ(⟨h_t, ê_{t+1}⟩))
-    loss = DIEN.auxiliary_loss(states, keys, mask, ids)
+    loss = next_behaviour_loss(states, keys, mask, ids)
     assert float(loss) == pytest.approx(total / pairs, rel=1e-5)
-    assert float(DIEN.auxiliary_loss(states, keys, np.zeros_like(mask), ids)) == 0.0  # no pair: no loss, no NaN
+    assert float(next_behaviour_loss(states, keys, np.zeros_like(mask), ids)) == 0.0  # no pair: no loss, no NaN
 
 
 def test_the_auxiliary_loss_is_added_with_its_weight_in_training_only():

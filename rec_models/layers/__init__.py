@@ -16,7 +16,7 @@
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
   ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
 * :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
-  :mod:`.transformer`: ``TransformerBlock`` (BST, DSIN); :mod:`.additive_attention`: ``AdditiveAttentionScores``
+  :mod:`.transformer`: ``MultiHeadSelfAttention`` (DMIN), ``TransformerBlock`` (BST, DSIN); :mod:`.additive_attention`: ``AdditiveAttentionScores``
   (DMR); :mod:`.bilinear_attention`: ``BilinearAttention`` (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``,
   ``BidirectionalLSTM`` (DSIN)
 """
@@ -42,7 +42,7 @@ from rec_models.layers.poly2 import HashedPairwiseCross
 from rec_models.layers.product import InnerProduct, OuterProduct
 from rec_models.layers.self_attention import InteractingLayer
 from rec_models.layers.transfm import TranslationInteraction
-from rec_models.layers.transformer import TransformerBlock
+from rec_models.layers.transformer import MultiHeadSelfAttention, TransformerBlock
 from rec_models.layers.wide import HashedFeatureCrosses
 
 __all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'AttentionalPairwisePooling',
@@ -50,5 +50,5 @@ __all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'Att
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FMFirstOrder', 'FMSecondOrder', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldEmbedding', 'FieldVectors', 'HashedFeatureCrosses', 'HashedPairwiseCross',
            'InnerProduct', 'InteractingLayer', 'InterestEvolution', 'InterestGRU', 'LearnedStepValues',
-           'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling', 'NumericEmbedding', 'OuterProduct',
-           'PeepholeLSTM', 'TransformerBlock', 'TranslationInteraction']
+           'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling', 'MultiHeadSelfAttention',
+           'NumericEmbedding', 'OuterProduct', 'PeepholeLSTM', 'TransformerBlock', 'TranslationInteraction']

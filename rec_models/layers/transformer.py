@@ -1,5 +1,6 @@
-"""The transformer block of the behaviour-sequence models (Vaswani et al. 2017 as BST, Chen et al. 2019, §3.2 uses
-it; also DSIN's per-session interest extractor and DMIN's behaviour refiner):
+"""Multi-head self-attention and the transformer block of the behaviour-sequence models (Vaswani et al. 2017, as
+BST, Chen et al. 2019, §3.2 uses it; also DSIN's per-session interest extractor, DMIN's behaviour refiner and
+multi-interest extractor):
 
     head_i = softmax(Q_i K_iᵀ / √d_h) V_i,   Q_i = S W_i^Q, K_i = S W_i^K, V_i = S W_i^V       (keys: valid steps)
     MH(S) = [head_1, …, head_h] W^O
@@ -13,6 +14,67 @@ padding changes no output; a sequence with no valid step gives zeros.
 import tensorflow as tf
 
 from rec_models.layers.softmax import masked_softmax
+
+
+class MultiHeadSelfAttention(tf.keras.layers.Layer):
+    """head_i = softmax(Q_i K_iᵀ / s) V_i over the valid keys, MH(S) = [head_1, …, head_h] W^O.
+
+    ``call(sequence [B, L, d], mask [B, L], joined=True) → (MH(S) [B, L, output_dim or d], attention
+    [B, h, L, L])``; with ``joined=False`` the heads before W^O, ``[B, h, L, d_h]``, in place of MH(S).
+
+    Args:
+        heads: h.
+        head_dim: d_h, the width of each head.
+        output_dim: width of MH(S) (0: d, the input's).
+        scale: s (None: √d_h; DMIN's multi-interest extractor divides by √d_model).
+        causal: step m attends only to the valid steps n ≤ m (for a sequence that must not see its future).
+    """
+
+    def __init__(self, heads=8, head_dim=8, output_dim=0, scale=None, causal=False, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.head_dim, self.output_dim, self.scale = heads, head_dim, output_dim, scale
+        self.causal = causal
+
+    def build(self, input_shape):
+        d = int(input_shape[-1])
+        width = self.heads * self.head_dim
+
+        def kernel(name, shape):
+            return self.add_weight(name=name, shape=shape, initializer='glorot_uniform')
+
+        self.query, self.key, self.value = (kernel(name, (d, width)) for name in ('query', 'key', 'value'))
+        self.output_kernel = kernel('output', (width, self.output_dim or d))
+        super().build(input_shape)
+
+    def _split(self, sequence, kernel):
+        """``[B, L, d] → [B, h, L, d_h]``."""
+        projected = tf.einsum('bld,dk->blk', sequence, kernel)
+        return tf.transpose(tf.reshape(projected, [tf.shape(sequence)[0], -1, self.heads, self.head_dim]),
+                            [0, 2, 1, 3])
+
+    def heads_of(self, sequence, mask):
+        """``(heads [B, h, L, d_h], attention [B, h, L, L])``; padded keys get no attention."""
+        queries, keys, values = (self._split(sequence, k) for k in (self.query, self.key, self.value))
+        scale = self.scale if self.scale is not None else self.head_dim ** 0.5
+        scores = tf.einsum('bhmk,bhnk->bhmn', queries, keys) / scale
+        valid = tf.broadcast_to(tf.cast(mask, sequence.dtype)[:, tf.newaxis, tf.newaxis, :], tf.shape(scores))
+        if self.causal:
+            steps = tf.shape(sequence)[1]
+            valid *= tf.linalg.band_part(tf.ones(tf.stack([steps, steps]), sequence.dtype), -1, 0)  # n ≤ m
+        attention = masked_softmax(scores, valid)
+        return tf.einsum('bhmn,bhnk->bhmk', attention, values), attention
+
+    def call(self, sequence, mask, joined=True):
+        heads, attention = self.heads_of(sequence, mask)
+        if not joined:
+            return heads, attention
+        concatenated = tf.reshape(tf.transpose(heads, [0, 2, 1, 3]),
+                                  [tf.shape(sequence)[0], -1, self.heads * self.head_dim])
+        return tf.einsum('blk,kd->bld', concatenated, self.output_kernel), attention
+
+    def get_config(self):
+        return {**super().get_config(), 'heads': self.heads, 'head_dim': self.head_dim,
+                'output_dim': self.output_dim, 'scale': self.scale, 'causal': self.causal}
 
 
 class TransformerBlock(tf.keras.layers.Layer):
@@ -32,43 +94,24 @@ class TransformerBlock(tf.keras.layers.Layer):
             raise ValueError(f"activation must be 'leaky_relu' or 'relu', got {activation!r}")
         self.heads, self.head_dim, self.ffn_units = heads, head_dim, ffn_units
         self.dropout, self.activation = dropout, activation
+        self.attention = MultiHeadSelfAttention(heads, head_dim, name='attention')
 
     def build(self, input_shape):
         d = int(input_shape[-1])
-        width = self.heads * self.head_dim
-
-        def kernel(name, shape):
-            return self.add_weight(name=name, shape=shape, initializer='glorot_uniform')
-
-        self.query, self.key, self.value = (kernel(name, (d, width)) for name in ('query', 'key', 'value'))
-        self.output_kernel = kernel('output', (width, d))
-        hidden = self.ffn_units or 4 * d
-        self.ffn_in = tf.keras.layers.Dense(hidden, name='ffn_in')
+        self.ffn_in = tf.keras.layers.Dense(self.ffn_units or 4 * d, name='ffn_in')
         self.ffn_out = tf.keras.layers.Dense(d, name='ffn_out')
         self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name='attention_norm')
         self.ffn_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name='ffn_norm')
         self.drop = tf.keras.layers.Dropout(self.dropout)
         super().build(input_shape)
 
-    def _heads(self, sequence, kernel):
-        """``[B, L, d] → [B, h, L, d_h]``."""
-        projected = tf.einsum('bld,dk->blk', sequence, kernel)
-        return tf.transpose(tf.reshape(projected, [tf.shape(sequence)[0], -1, self.heads, self.head_dim]),
-                            [0, 2, 1, 3])
-
     def call(self, sequence, mask, training=None):
-        queries, keys, values = (self._heads(sequence, k) for k in (self.query, self.key, self.value))
-        scores = tf.einsum('bhmk,bhnk->bhmn', queries, keys) / self.head_dim ** 0.5
-        valid = tf.cast(mask, sequence.dtype)
-        attention = masked_softmax(scores, tf.broadcast_to(valid[:, tf.newaxis, tf.newaxis, :], tf.shape(scores)))
-        heads = tf.einsum('bhmn,bhnk->bmhk', attention, values)
-        attended = tf.einsum('blk,kd->bld', tf.reshape(heads, [tf.shape(sequence)[0], -1, self.heads * self.head_dim]),
-                             self.output_kernel)
+        attended, attention = self.attention(sequence, mask)
         hidden = self.attention_norm(sequence + self.drop(attended, training=training))
         activated = self.ffn_in(hidden)
         activated = tf.nn.leaky_relu(activated) if self.activation == 'leaky_relu' else tf.nn.relu(activated)
         outputs = self.ffn_norm(hidden + self.drop(self.ffn_out(activated), training=training))
-        return outputs * valid[..., tf.newaxis], attention
+        return outputs * tf.cast(mask, outputs.dtype)[..., tf.newaxis], attention
 
     def get_config(self):
         return {**super().get_config(), 'heads': self.heads, 'head_dim': self.head_dim, 'ffn_units': self.ffn_units,

@@ -5,7 +5,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from rec_models.layers.transformer import TransformerBlock  # noqa: E402
+from rec_models.layers.transformer import MultiHeadSelfAttention, TransformerBlock  # noqa: E402
 
 B, L, D, HEADS, HEAD_DIM = 3, 4, 5, 2, 3
 MASK = np.arange(L)[None, :] < np.array([4, 2, 0])[:, None]
@@ -31,7 +31,8 @@ def _layer_norm(x, gamma, beta):
 
 def _loop(block, sequence):
     """BST eq. 3–5, one example, one head and one step at a time."""
-    q, k, v, o = (w.numpy() for w in (block.query, block.key, block.value, block.output_kernel))
+    attention = block.attention
+    q, k, v, o = (w.numpy() for w in (attention.query, attention.key, attention.value, attention.output_kernel))
     w1, b1 = (w.numpy() for w in block.ffn_in.weights)
     w2, b2 = (w.numpy() for w in block.ffn_out.weights)
     g1, beta1 = (w.numpy() for w in block.attention_norm.weights)
@@ -75,3 +76,30 @@ def test_padding_never_changes_the_outputs_and_dropout_acts_in_training_only():
     assert not np.allclose(block(sequence, MASK, training=True)[0].numpy()[0], clean[0])
     with pytest.raises(ValueError, match='activation'):
         TransformerBlock(activation='gelu')
+
+
+def test_multi_head_attention_heads_with_another_scale_and_width():
+    layer = MultiHeadSelfAttention(HEADS, HEAD_DIM, output_dim=7, scale=np.sqrt(D))
+    sequence = _sequence()
+    outputs, _ = layer(sequence, MASK)
+    assert outputs.shape == (B, L, 7)
+    heads, attention = (t.numpy() for t in layer(sequence, MASK, joined=False))
+    q, k, v = (w.numpy() for w in (layer.query, layer.key, layer.value))
+    for h in range(HEADS):
+        cols = slice(h * HEAD_DIM, (h + 1) * HEAD_DIM)
+        scores = (sequence[0] @ q[:, cols]) @ (sequence[0] @ k[:, cols]).T / np.sqrt(D)
+        weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(attention[0, h], weights, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(heads[0, h], weights @ (sequence[0] @ v[:, cols]), rtol=1e-4, atol=1e-5)
+
+
+def test_causal_attention_sees_no_later_step():
+    layer = MultiHeadSelfAttention(HEADS, HEAD_DIM, causal=True)
+    sequence = _sequence()
+    _, attention = layer(sequence, MASK)
+    assert np.all(np.triu(attention.numpy()[0, 0], k=1) == 0)
+    changed = sequence.copy()
+    changed[:, -1] += 5.0  # the last step changes: no earlier step's output may move
+    np.testing.assert_allclose(layer(changed, MASK)[0].numpy()[:, :-1], layer(sequence, MASK)[0].numpy()[:, :-1],
+                               rtol=1e-5, atol=1e-6)

@@ -83,17 +83,18 @@ class BehaviorModel(RankingModel):
         side = tf.concat([embeddings[f.name] for f in self.side], axis=-1) if self.side else None
         return keys, query, side
 
+    def group_parts(self, features, embeddings, group):
+        """The non-sequence fields of ``group`` in input order: embeddings ``[B, d]``, numerics as ``[B, 1]``."""
+        return [tf.cast(features[f.name], tf.float32)[:, tf.newaxis] if f.kind == NUMERIC else embeddings[f.name]
+                for f in self.model_inputs.in_group(group) if f.kind != SEQUENCE]
+
     def mlp_input(self, features, embeddings, interest, rows=None):
         """[user profile, interest, candidate, context]: every non-sequence field in group order, numerics as they
         are, ``interest`` ``[B, d_u]`` in the place of the behaviour group. With ``rows`` (``rank``), the parts of
         batch 1 are broadcast to the ``rows`` candidates."""
         parts = []
         for group in GROUPS:
-            for field in self.model_inputs.in_group(group):
-                if field.kind == NUMERIC:
-                    parts.append(tf.cast(features[field.name], tf.float32)[:, tf.newaxis])
-                elif field.kind != SEQUENCE:
-                    parts.append(embeddings[field.name])
+            parts += self.group_parts(features, embeddings, group)
             if group == BEHAVIOR:
                 parts.append(interest)
         if rows is not None:

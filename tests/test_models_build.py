@@ -174,9 +174,9 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 
 def test_registry_names_and_rejections():
-    assert registry.names() == ['afm', 'autoint', 'base_model', 'bst', 'dcn', 'deepffm', 'deepfm', 'dien', 'dien_agru',
-                                'dien_aigru', 'din', 'dmin', 'dmr', 'dsin', 'fat_deepffm', 'ffm', 'fm', 'fnn', 'lr',
-                                'nfm', 'opnn', 'pnn', 'poly2', 'transfm', 'wide_deep']
+    assert registry.names() == ['afm', 'autoint', 'base_model', 'bst', 'dcn', 'deepffm', 'deepfm', 'deepmcp', 'dien',
+                                'dien_agru', 'dien_aigru', 'din', 'dmin', 'dmr', 'dsin', 'fat_deepffm', 'ffm', 'fm',
+                                'fnn', 'lr', 'nfm', 'opnn', 'pnn', 'poly2', 'transfm', 'wide_deep']
     assert registry.validate('base_model')['pooling'] == 'sum'
     with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):
         registry.build('dien_v9', INPUTS)

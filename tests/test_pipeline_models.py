@@ -21,9 +21,10 @@ from fresh_process import score_in_fresh_process
 from pipeline_cli import run_cli, sample_predictions, write_config
 
 MODELS = registry.names()
-# Measured with the same schedule outside the pipeline (tiny, seed 0): every model reached 0.62–0.68 test AUC.
+# Measured with the same schedule outside the pipeline (tiny, seed 0): every model reached 0.60–0.68 test AUC
+# (DeepMCP 0.603 the lowest).
 SCHEDULE = {'epochs': 2, 'batch_size': 64, 'learning_rate': 0.01}
-AUC_FLOOR = 0.58
+AUC_FLOOR = 0.56
 
 
 @pytest.fixture(name='zoo_run', scope='module')

@@ -15,10 +15,6 @@ from test_deep_interaction_models import INPUTS, _features  # noqa: E402  pylint
 SMALL = {'hidden_units': (8,), 'dropout': 0.0, 'l2': 0.0}
 
 
-def _softplus(x):
-    return np.log1p(np.exp(x))
-
-
 def test_auxiliary_loss_equals_its_equation_with_rolled_negatives():
     rng = np.random.default_rng(0)
     b, length, d = 5, 4, 3
@@ -34,9 +30,9 @@ def test_auxiliary_loss_equals_its_equation_with_rolled_negatives():
             if not mask[i, t + 1]:
                 continue
             pairs += 1
-            total += _softplus(-states[i, t] @ keys[i, t + 1])              # −log σ(⟨h_t, e_{t+1}⟩)
+            total += np.logaddexp(0.0, -states[i, t] @ keys[i, t + 1])              # −log σ(⟨h_t, e_{t+1}⟩)
             if mask[other, t + 1] and ids[other, t + 1] != ids[i, t + 1]:
-                total += _softplus(states[i, t] @ keys[other, t + 1])        # −log(1 − σ(⟨h_t, ê_{t+1}⟩))
+                total += np.logaddexp(0.0, states[i, t] @ keys[other, t + 1])        # −log(1 − σ(⟨h_t, ê_{t+1}⟩))
     loss = next_behaviour_loss(states, keys, mask, ids)
     assert float(loss) == pytest.approx(total / pairs, rel=1e-5)
     assert float(next_behaviour_loss(states, keys, np.zeros_like(mask), ids)) == 0.0  # no pair: no loss, no NaN

@@ -16,10 +16,6 @@ from test_models_build import INPUTS, L, _features  # noqa: E402  pylint: disabl
 HPARAMS = {'hidden_units': (8,), 'l2': 0.0, 'dropout': 0.0, 'negatives': 2, 'match_dim': 6, 'position_dim': 3}
 
 
-def _softplus(x):
-    return np.log1p(np.exp(x))
-
-
 def _model():
     tf.keras.utils.set_random_seed(0)
     model = registry.build('dmr', INPUTS, HPARAMS)
@@ -92,11 +88,11 @@ def test_negative_sampling_loss_equals_its_equation():
         if length < 2:
             continue
         counted += 1
-        total += _softplus(-users[i] @ vectors[last[i]])
+        total += np.logaddexp(0.0, -users[i] @ vectors[last[i]])
         for shift in (1, 2):
             j = (i - shift) % len(lengths)
             if lengths[j] >= 2 and last[j] != last[i]:
-                total += _softplus(users[i] @ vectors[last[j]])
+                total += np.logaddexp(0.0, users[i] @ vectors[last[j]])
     assert counted > 3
     assert float(outputs[AUX_LOSS]) == pytest.approx(total / counted, rel=1e-4)
     assert AUX_LOSS not in model(features) and AUX_LOSS not in registry.build(

@@ -16,9 +16,9 @@
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
   ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
 * :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
-  :mod:`.transformer`: ``MultiHeadSelfAttention`` (DMIN), ``TransformerBlock`` (BST, DSIN); :mod:`.additive_attention`: ``AdditiveAttentionScores``
-  (DMR); :mod:`.bilinear_attention`: ``BilinearAttention`` (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``,
-  ``BidirectionalLSTM`` (DSIN)
+  :mod:`.transformer`: ``MultiHeadSelfAttention`` (DMIN), ``TransformerBlock`` (BST, DSIN);
+  :mod:`.additive_attention`: ``AdditiveAttentionScores`` (DMR); :mod:`.bilinear_attention`: ``BilinearAttention``
+  (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``, ``BidirectionalLSTM`` (DSIN)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling

@@ -41,7 +41,7 @@ class InputField:
     Attributes:
         name: the transformed feature's name (the key in the features dict).
         kind: ``categorical``, ``numeric`` or ``sequence``.
-        group: ``user``, ``behavior``, ``item`` or ``context``.
+        group: ``user``, ``behavior``, ``item`` or ``context``, or the name of an auxiliary group.
         table: name of the embedding table; features sharing a vocabulary share a table (``item_id`` and
             ``hist_item_id`` both use table ``item_id``). None for numeric inputs.
         vocab_size: rows of that table, index 0 included. 0 for numeric inputs.
@@ -89,15 +89,33 @@ class SessionInputs:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuxiliaryInputs:
+    """The inputs of one auxiliary group of the spec (e.g. DSTN's unclicked ads): its fields (``group`` is the
+    group's name; sequences of ``max_length`` steps) and the name of the ``[B]`` length feature of its sequences."""
+    name: str
+    fields: Tuple[InputField, ...]
+    length_feature: str
+
+    def to_dict(self) -> dict:
+        return {'name': self.name, 'fields': [dataclasses.asdict(f) for f in self.fields],
+                'length_feature': self.length_feature}
+
+    @classmethod
+    def from_dict(cls, config: dict) -> 'AuxiliaryInputs':
+        return cls(config['name'], tuple(InputField(**f) for f in config['fields']), config['length_feature'])
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelInputs:
     """All transformed model inputs, the spec's feature crosses, the names of the length feature and the labels,
-    and the session layout of the behaviours when the spec divides them (``sessions``; only the models that read
-    sessions look at it)."""
+    the session layout of the behaviours when the spec divides them (``sessions``) and the spec's auxiliary groups
+    (``auxiliary``); only the models that read sessions or an auxiliary group look at them."""
     fields: Tuple[InputField, ...]
     sequence_length: Optional[str] = None
     labels: Tuple[str, ...] = ('click',)
     crosses: Tuple[FeatureCross, ...] = ()
     sessions: Optional[SessionInputs] = None
+    auxiliary: Tuple[AuxiliaryInputs, ...] = ()
 
     @property
     def label(self) -> str:
@@ -109,6 +127,14 @@ class ModelInputs:
             if field.name == name:
                 return field
         raise KeyError(f'no model input named {name!r}; inputs are {[f.name for f in self.fields]}')
+
+    def auxiliary_group(self, name: str) -> AuxiliaryInputs:
+        """The auxiliary group ``name``; KeyError naming the groups there are."""
+        for group in self.auxiliary:
+            if group.name == name:
+                return group
+        raise KeyError(f'the feature spec has no auxiliary group {name!r}; it has '
+                       f'{[g.name for g in self.auxiliary] or "none"}')
 
     def of_kind(self, kind: str) -> Tuple[InputField, ...]:
         return tuple(f for f in self.fields if f.kind == kind)
@@ -137,7 +163,8 @@ class ModelInputs:
         return {'fields': [dataclasses.asdict(f) for f in self.fields], 'sequence_length': self.sequence_length,
                 'labels': list(self.labels),
                 'crosses': [{**dataclasses.asdict(c), 'columns': list(c.columns)} for c in self.crosses],
-                'sessions': self.sessions.to_dict() if self.sessions else None}
+                'sessions': self.sessions.to_dict() if self.sessions else None,
+                'auxiliary': [group.to_dict() for group in self.auxiliary]}
 
     @classmethod
     def from_dict(cls, config: dict) -> 'ModelInputs':
@@ -146,4 +173,5 @@ class ModelInputs:
         sessions = SessionInputs.from_dict(config['sessions']) if config.get('sessions') else None
         return cls(fields=tuple(InputField(**f) for f in config['fields']),
                    sequence_length=config.get('sequence_length'), labels=tuple(config.get('labels', ('click',))),
-                   crosses=crosses, sessions=sessions)
+                   crosses=crosses, sessions=sessions,
+                   auxiliary=tuple(AuxiliaryInputs.from_dict(g) for g in config.get('auxiliary', ())))

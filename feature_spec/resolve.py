@@ -16,8 +16,9 @@ from feature_spec import spec as spec_lib
 
 def model_inputs_from(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput) -> model_inputs.ModelInputs:
     """The ModelInputs of ``spec`` after Transform wrote ``tft_output``. Positions (training-only) are left out."""
-    fields = [_field(spec, column, tft_output) for column in spec.features if column.kind != spec_lib.POSITION]
-    fields = [_with_query(field, fields) for field in fields]
+    every = [_field(spec, column, tft_output) for column in spec.features if column.kind != spec_lib.POSITION]
+    every = [_with_query(field, every) for field in every]
+    fields = [f for f in every if f.group in model_inputs.GROUPS]
     sequences = [f for f in fields if f.kind == model_inputs.SEQUENCE]
     sessions = spec.behavior.sessions if spec.behavior and sequences else None
     return model_inputs.ModelInputs(
@@ -26,7 +27,9 @@ def model_inputs_from(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOut
         sessions=model_inputs.SessionInputs(
             fields=tuple(dataclasses.replace(f, name=sessions.feature(f.name), kind=model_inputs.SESSION,
                                              max_length=sessions.max_length) for f in sequences),
-            max_sessions=sessions.max_sessions, length_feature=sessions.length_feature) if sessions else None)
+            max_sessions=sessions.max_sessions, length_feature=sessions.length_feature) if sessions else None,
+        auxiliary=tuple(model_inputs.AuxiliaryInputs(group.name, tuple(f for f in every if f.group == group.name),
+                                                     group.length_feature) for group in spec.auxiliary))
 
 
 def table_size(spec: spec_lib.FeatureSpec, column: spec_lib.Column, tft_output: tft.TFTransformOutput) -> int:
@@ -75,7 +78,7 @@ def _field(spec, column, tft_output) -> model_inputs.InputField:
         name=column.name, kind=model_inputs.SEQUENCE if column.sequence else model_inputs.CATEGORICAL,
         group=column.group, table=column.vocabulary or column.name,
         vocab_size=table_size(spec, column, tft_output), embedding_dim=spec.embedding_dim(column),
-        max_length=spec.behavior.max_length if column.sequence else None)
+        max_length=spec.max_length(column) if column.sequence else None)
 
 
 def _with_query(field, fields) -> model_inputs.InputField:

@@ -10,6 +10,8 @@ One YAML file per data set describes every column (see ``feature_spec/specs/synt
       max_length: 50
       length_feature: hist_length
       sessions: {time: hist_time, gap_seconds: 1800, max_sessions: 5, max_length: 10}   # DSIN's sessions
+    auxiliary:                          # groups only the models that ask for them read (DSTN's auxiliary ads)
+      unclicked: {max_length: 20, length_feature: unclicked_length}
     vocabularies:                       # shared vocabularies: one table for several columns
       item_id: {min_frequency: 2, num_oov_buckets: 20, embedding_dim: 16}
     columns:
@@ -17,12 +19,17 @@ One YAML file per data set describes every column (see ``feature_spec/specs/synt
       hist_item_id: {kind: id_sequence, group: behavior, transform: {type: vocabulary, vocabulary: item_id}}
       hist_time_gap: {source: hist_time, kind: timestamp, sequence: true, group: behavior,
                       transform: {type: time_gap, reference: request_time}}
+      unclicked_item_id: {kind: id_sequence, group: unclicked, transform: {type: vocabulary, vocabulary: item_id}}
       click:        {kind: label}
     crosses:                            # Wide&Deep's wide part: hashed cross products of categorical features
       age_x_category: {columns: [age_bucket, category], hash_buckets: 1000}
 
 The key of a column entry is the name of the transformed output; ``source`` names the raw column (default: the
-key), so one raw column can feed several outputs. Everything is checked when the spec is loaded: an unknown kind,
+key), so one raw column can feed several outputs. A column of an ``auxiliary`` group is left out of
+:attr:`ModelInputs.fields <feature_spec.model_inputs.ModelInputs.fields>` (the inputs every model reads) and put in
+:attr:`ModelInputs.auxiliary <feature_spec.model_inputs.ModelInputs.auxiliary>`, so adding one changes no model
+that does not ask for it; its sequences keep the group's ``max_length`` and write their length to the group's
+``length_feature``. Everything is checked when the spec is loaded: an unknown kind,
 transform, option, group or vocabulary, or a reference to a column that does not exist, raises
 :class:`SpecError` naming the offending field, before any pipeline work starts.
 """
@@ -167,6 +174,17 @@ class Behavior:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuxiliaryGroup:
+    """A group of inputs outside the shared groups (``auxiliary.<name>``): only the models that ask for it read it.
+    Its id sequences keep their most recent ``max_length`` steps; their valid length is written to
+    ``length_feature``."""
+    name: str
+    max_length: int
+    length_feature: str
+    description: str = ''
+
+
+@dataclasses.dataclass(frozen=True)
 class FeatureSpec:
     name: str
     columns: Tuple[Column, ...]
@@ -175,6 +193,7 @@ class FeatureSpec:
     default_embedding_dim: int
     gauc_group: Optional[str] = None
     crosses: Tuple[model_inputs.FeatureCross, ...] = ()
+    auxiliary: Tuple[AuxiliaryGroup, ...] = ()
     path: str = '<memory>'
 
     def __getitem__(self, name: str) -> Column:
@@ -189,6 +208,21 @@ class FeatureSpec:
     @property
     def features(self) -> Tuple[Column, ...]:
         return tuple(c for c in self.columns if c.is_feature)
+
+    def sequence_groups(self) -> Dict[str, Tuple[int, str]]:
+        """``{group: (max_length, length_feature)}`` of the behaviour group and every auxiliary group."""
+        groups = {g.name: (g.max_length, g.length_feature) for g in self.auxiliary}
+        if self.behavior is not None:
+            groups[model_inputs.BEHAVIOR] = (self.behavior.max_length, self.behavior.length_feature)
+        return groups
+
+    @property
+    def auxiliary_names(self) -> Tuple[str, ...]:
+        return tuple(g.name for g in self.auxiliary)
+
+    def max_length(self, column: Column) -> int:
+        """The number of steps a sequence column keeps: its group's ``max_length``."""
+        return self.sequence_groups()[column.group or model_inputs.BEHAVIOR][0]
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -255,8 +289,8 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     """Builds a FeatureSpec from the YAML structure; raises SpecError naming the field at fault."""
     if not isinstance(raw, Mapping):
         raise SpecError(f'{path}: a feature spec is a mapping with "name" and "columns"')
-    _check_keys(raw, ('name', 'description', 'defaults', 'behavior', 'vocabularies', 'columns', 'gauc_group',
-                      'crosses'), path, 'top level')
+    _check_keys(raw, ('name', 'description', 'defaults', 'behavior', 'auxiliary', 'vocabularies', 'columns',
+                      'gauc_group', 'crosses'), path, 'top level')
     defaults = raw.get('defaults') or {}
     _check_keys(defaults, ('embedding_dim',), path, 'defaults')
     default_dim = _positive_int(defaults.get('embedding_dim', 8), path, 'defaults.embedding_dim')
@@ -265,7 +299,10 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     columns_raw = raw.get('columns')
     if not isinstance(columns_raw, Mapping) or not columns_raw:
         raise SpecError(f'{path}: "columns" must be a non-empty mapping of column name to its description')
-    columns = tuple(_parse_column(name, options, path) for name, options in columns_raw.items())
+    auxiliary = tuple(_parse_auxiliary(name, options, path) for name, options in _mapping(raw.get('auxiliary'), path,
+                                                                                           'auxiliary'))
+    groups = model_inputs.GROUPS + tuple(g.name for g in auxiliary)
+    columns = tuple(_parse_column(name, options, path, groups) for name, options in columns_raw.items())
     behavior = None
     if raw.get('behavior') is not None:
         _check_keys(raw['behavior'], ('max_length', 'length_feature', 'sessions'), path, 'behavior')
@@ -275,7 +312,7 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     spec = FeatureSpec(name=str(raw.get('name', os.path.basename(path))), columns=columns,
                        gauc_group=raw.get('gauc_group'),
                        vocabularies=_complete_vocabularies(columns, vocabularies, path), behavior=behavior,
-                       default_embedding_dim=default_dim, path=path)
+                       default_embedding_dim=default_dim, auxiliary=auxiliary, path=path)
     _check_references(spec)
     crosses = tuple(_parse_cross(spec, name, options)
                     for name, options in _mapping(raw.get('crosses'), path, 'crosses'))
@@ -296,6 +333,17 @@ def _parse_sessions(raw: Any, path: str) -> Optional[Sessions]:
                     length_feature=str(raw.get('length_feature', 'session_lengths')))
 
 
+def _parse_auxiliary(name: str, raw: Any, path: str) -> AuxiliaryGroup:
+    where = f'auxiliary.{name}'
+    _check_keys(raw, ('max_length', 'length_feature', 'description'), path, where)
+    if name in model_inputs.GROUPS:
+        raise SpecError(f'{path}: {where}: {name!r} is a shared group; name the auxiliary group otherwise')
+    if not isinstance(raw.get('length_feature'), str):
+        raise SpecError(f'{path}: {where}.length_feature must name the feature that gets the sequences\' length')
+    return AuxiliaryGroup(name=name, max_length=_positive_int(raw.get('max_length'), path, f'{where}.max_length'),
+                          length_feature=raw['length_feature'], description=str(raw.get('description', '')))
+
+
 def _mapping(value: Any, path: str, where: str):
     """The items of an optional mapping section (absent or empty: none)."""
     if value is None:
@@ -306,8 +354,10 @@ def _mapping(value: Any, path: str, where: str):
 
 
 def crossable(column: Column) -> bool:
-    """Whether a column can be part of a feature cross: a served, non-sequence feature with one id per example."""
-    return column.is_feature and column.is_id and not column.sequence and column.kind != POSITION
+    """Whether a column can be part of a feature cross: a served, non-sequence feature of a shared group with one id
+    per example."""
+    return (column.is_feature and column.is_id and not column.sequence and column.kind != POSITION
+            and column.group in model_inputs.GROUPS)
 
 
 def _parse_cross(spec: FeatureSpec, name: str, options: Any) -> model_inputs.FeatureCross:
@@ -322,7 +372,8 @@ def _parse_cross(spec: FeatureSpec, name: str, options: Any) -> model_inputs.Fea
             raise SpecError(f'{spec.path}: {where}.columns: {column!r} is not a feature column of the spec')
         if not crossable(features[column]):
             raise SpecError(f'{spec.path}: {where}.columns: {column!r} is not a categorical feature with one id per '
-                            'example (a sequence, a number or a position cannot be crossed)')
+                            'example of a shared group (a sequence, a number, a position or an auxiliary input cannot be '
+                            'crossed)')
     if name in features:
         raise SpecError(f'{spec.path}: {where}: the name clashes with a column')
     return model_inputs.FeatureCross(name, tuple(columns),
@@ -334,7 +385,7 @@ def _parse_vocabulary(name: str, options: Mapping[str, Any], path: str) -> Vocab
     return Vocabulary(name=name, **options)
 
 
-def _parse_column(name: str, options: Any, path: str) -> Column:
+def _parse_column(name: str, options: Any, path: str, groups: Tuple[str, ...] = model_inputs.GROUPS) -> Column:
     where = f'columns.{name}'
     if not isinstance(options, Mapping):
         raise SpecError(f'{path}: {where} must be a mapping with at least "kind"')
@@ -347,11 +398,12 @@ def _parse_column(name: str, options: Any, path: str) -> Column:
         raise SpecError(f'{path}: {where}.dtype: unknown dtype {dtype!r}; known: {", ".join(DTYPES)}')
     transform = _parse_transform(kind, options.get('transform'), path, where)
     group = options.get('group')
-    if transform is not None and kind != POSITION and group not in model_inputs.GROUPS:
-        raise SpecError(f'{path}: {where}.group: {group!r} is not one of {", ".join(model_inputs.GROUPS)}')
+    if transform is not None and kind != POSITION and group not in groups:
+        raise SpecError(f'{path}: {where}.group: {group!r} is not one of {", ".join(groups)}')
     sequence = bool(options.get('sequence', kind == ID_SEQUENCE))
-    if sequence and group not in (None, model_inputs.BEHAVIOR):
-        raise SpecError(f'{path}: {where}: sequences belong to the behavior group, not {group!r}')
+    if sequence and group in model_inputs.GROUPS and group != model_inputs.BEHAVIOR:
+        raise SpecError(f'{path}: {where}: sequences belong to the behavior group or an auxiliary group, '
+                        f'not {group!r}')
     dim = options.get('embedding_dim')
     return Column(name=name, kind=kind, source=str(options.get('source', name)), dtype=dtype, group=group,
                   transform=transform, sequence=sequence, description=str(options.get('description', '')),
@@ -430,18 +482,21 @@ def _check_references(spec: FeatureSpec) -> None:
             if not timestamps:
                 raise SpecError(f'{spec.path}: columns.{column.name}.transform.reference: {reference!r} is not a '
                                 'scalar timestamp column of the spec')
-        if column.sequence and spec.behavior is None:
+        if column.sequence and column.group in (None, model_inputs.BEHAVIOR) and spec.behavior is None:
             raise SpecError(f'{spec.path}: columns.{column.name} is a sequence but the spec has no "behavior" '
                             'section giving max_length and length_feature')
-    if spec.behavior and spec.behavior.length_feature in names:
-        raise SpecError(f'{spec.path}: behavior.length_feature {spec.behavior.length_feature!r} clashes with a column')
+    lengths = [length for _, length in spec.sequence_groups().values()]
+    for length in lengths:
+        if length in names or lengths.count(length) > 1:
+            raise SpecError(f'{spec.path}: the length feature {length!r} (behavior.length_feature or '
+                            'auxiliary.<group>.length_feature) clashes with a column or another group\'s')
     sessions = spec.behavior.sessions if spec.behavior else None
     if sessions is not None:
         if not any(c.source == sessions.time and c.kind == TIMESTAMP and c.sequence for c in spec.columns):
             raise SpecError(f'{spec.path}: behavior.sessions.time: {sessions.time!r} is not the source of a timestamp '
                             'sequence column of the spec')
         derived = [sessions.length_feature, spec.behavior.length_feature] + [
-            sessions.feature(c.name) for c in spec.columns if c.sequence]
+            sessions.feature(c.name) for c in spec.columns if c.sequence and c.group == model_inputs.BEHAVIOR]
         clashes = sorted(set(derived) & set(names)) or sorted({n for n in derived if derived.count(n) > 1})
         if clashes:
             raise SpecError(f'{spec.path}: behavior.sessions: the session features {clashes} clash with other names')

@@ -12,8 +12,8 @@ Each feature column becomes one transformed tensor (conventions in :mod:`feature
   ``num_buckets`` − 1: the buckets are [0,1), [1,2), [2,4), [4,8), …
 
 Every id is shifted by one so that 0 means missing or padding. Id sequences keep the most recent
-``behavior.max_length`` steps (oldest first), are padded with 0 at the end to a fixed length, and their valid
-length is written to ``behavior.length_feature``. Labels and the weight are cast to float32; keys and ground
+``max_length`` steps of their group (``behavior`` or an ``auxiliary`` group; oldest first), are padded with 0 at the
+end to a fixed length, and their valid length is written to the group's ``length_feature``. Labels and the weight are cast to float32; keys and ground
 truth never leave Transform. With ``behavior.sessions``, every sequence is also written in DSIN's session layout
 (:mod:`feature_spec.sessions`) as ``<name>_sessions``, with the session lengths.
 
@@ -21,12 +21,14 @@ Raw inputs arrive as parsed from tf.Example (dense, sparse or ragged); a list co
 space-separated string per row and is split here.
 """
 
+import functools
 from typing import Callable, Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from feature_spec import spec as spec_lib
+from feature_spec.model_inputs import BEHAVIOR
 from feature_spec.sessions import SessionLayout
 
 _TF_DTYPES = {'int64': tf.int64, 'float32': tf.float32, 'string': tf.string}
@@ -42,14 +44,13 @@ def build_preprocessing_fn(spec: spec_lib.FeatureSpec) -> Callable[[Dict[str, tf
         for column in spec.features:
             values = raw.get(column.source, column)
             outputs[column.name] = _transform(column, values, raw, vocabulary_ids)
-        if spec.behavior is not None:
-            sequences = [c for c in spec.features if c.sequence]
+        for group, (max_length, length_feature) in spec.sequence_groups().items():
+            sequences = [c for c in spec.features if c.sequence and (c.group or BEHAVIOR) == group]
             if sequences:
-                outputs[spec.behavior.length_feature] = raw.sequence_length(sequences[0])
+                outputs[length_feature] = raw.sequence_length(sequences[0])
             for column in sequences:
-                outputs[column.name] = outputs[column.name].to_tensor(
-                    default_value=0, shape=[None, spec.behavior.max_length])
-            if spec.behavior.sessions is not None:
+                outputs[column.name] = outputs[column.name].to_tensor(default_value=0, shape=[None, max_length])
+            if group == BEHAVIOR and spec.behavior.sessions is not None:
                 outputs.update(_session_features(spec, raw, outputs, sequences))
         for column in spec.of_kind(spec_lib.LABEL, spec_lib.WEIGHT):
             outputs[column.name] = tf.cast(raw.get(column.source, column), tf.float32)
@@ -80,7 +81,8 @@ class _RawColumns:
         self._cache = {}
 
     def get(self, source: str, column: spec_lib.Column):
-        key = (source, column.sequence)
+        max_length = self.spec.max_length(column) if column.sequence else None
+        key = (source, max_length)
         if key not in self._cache:
             if source not in self._inputs:
                 raise KeyError(f'feature spec {self.spec.path}: column {source!r} is missing from the Transform '
@@ -88,7 +90,7 @@ class _RawColumns:
             x = self._inputs[source]
             dtype = _TF_DTYPES[column.dtype]
             if column.sequence:
-                self._cache[key] = _sequence(x, dtype)[:, -self.spec.behavior.max_length:]
+                self._cache[key] = _sequence(x, dtype)[:, -max_length:]
             else:
                 self._cache[key] = _scalar(x, dtype)
         return self._cache[key]
@@ -146,8 +148,10 @@ def _flat(values):
 def _vocabulary_ids(spec, raw):
     """Column name → flat ids (shifted by one) of every vocabulary column.
 
-    One analyzer per vocabulary, over the concatenated values of all its columns; the vocabulary file stores each
-    token's frequency too (``<count> <token>`` lines, most frequent first), which feeds mini-batch-aware L2.
+    One analyzer per vocabulary, over the concatenated values of its columns of the shared groups; the vocabulary
+    file stores each token's frequency too (``<count> <token>`` lines, most frequent first), which feeds
+    mini-batch-aware L2. Columns of an auxiliary group are looked up in it but not counted, so adding one changes
+    no other model's ids (a vocabulary that only auxiliary columns use is counted over them).
     """
     members = {}
     for column in spec.features:
@@ -156,14 +160,29 @@ def _vocabulary_ids(spec, raw):
     ids = {}
     for name, columns in members.items():
         vocabulary = spec.vocabularies[name]
-        values = [_flat(raw.get(column.source, column)) for column in columns]
-        applied = tft.compute_and_apply_vocabulary(
-            tf.concat(values, axis=0) if len(values) > 1 else values[0], top_k=vocabulary.top_k,
-            frequency_threshold=vocabulary.min_frequency, num_oov_buckets=vocabulary.num_oov_buckets,
-            vocab_filename=name, store_frequency=True) + 1
-        parts = tf.split(applied, tf.stack([tf.size(v) for v in values])) if len(values) > 1 else [applied]
-        ids.update(zip([column.name for column in columns], parts))
+        counted = [_flat(raw.get(c.source, c)) for c in columns if c.group not in spec.auxiliary_names] or [
+            _flat(raw.get(c.source, c)) for c in columns]
+        deferred = tft.vocabulary(tf.concat(counted, axis=0) if len(counted) > 1 else counted[0],
+                                  top_k=vocabulary.top_k, frequency_threshold=vocabulary.min_frequency,
+                                  vocab_filename=name, store_frequency=True)
+        for column in columns:
+            ids[column.name] = tft.apply_vocabulary(
+                _flat(raw.get(column.source, column)), deferred, num_oov_buckets=vocabulary.num_oov_buckets,
+                lookup_fn=functools.partial(_frequency_file_lookup, num_oov_buckets=vocabulary.num_oov_buckets)) + 1
     return ids
+
+
+def _frequency_file_lookup(x, path, num_oov_buckets):
+    """Ids of ``x`` in a ``<count> <token>`` vocabulary file (line number; OOV hashed into ``num_oov_buckets`` extra
+    ids, or −1 without them): TFT's own table for a vocabulary stored with frequencies."""
+    initializer = tf.lookup.TextFileInitializer(path, key_dtype=x.dtype, key_index=1, value_dtype=tf.int64,
+                                                value_index=tf.lookup.TextFileIndex.LINE_NUMBER, delimiter=' ')
+    if num_oov_buckets > 0:
+        table = tf.lookup.StaticVocabularyTable(initializer, num_oov_buckets=num_oov_buckets,
+                                                lookup_key_dtype=x.dtype)
+    else:
+        table = tf.lookup.StaticHashTable(initializer, default_value=-1)
+    return table.lookup(x), table.size()
 
 
 def time_gap_bucket(gap_seconds: tf.Tensor, num_buckets: int) -> tf.Tensor:

@@ -31,7 +31,7 @@ from rec_models.layers.embedding import pop_inputs_and_frequencies
 def serving_signature(inputs: ModelInputs) -> dict:
     """``{name: tf.TensorSpec}`` of every feature a model built from ``inputs`` reads, the length included."""
     specs = {}
-    for field in inputs.fields:
+    for field in inputs.fields + tuple(f for group in inputs.auxiliary for f in group.fields):
         if field.kind == SEQUENCE:
             specs[field.name] = tf.TensorSpec([None, field.max_length], tf.int64, name=field.name)
         elif field.kind == NUMERIC:
@@ -47,6 +47,9 @@ def serving_signature(inputs: ModelInputs) -> dict:
                                               name=field.name)
         specs[sessions.length_feature] = tf.TensorSpec([None, sessions.max_sessions], tf.int64,
                                                        name=sessions.length_feature)
+    for group in inputs.auxiliary:
+        if any(f.kind == SEQUENCE for f in group.fields):
+            specs[group.length_feature] = tf.TensorSpec([None], tf.int64, name=group.length_feature)
     return specs
 
 

@@ -29,6 +29,9 @@ def test_shipped_spec_loads_with_shared_vocabularies():
     crosses = {c.name: c for c in spec.crosses}
     assert crosses['age_x_category'].columns == ('age_bucket', 'category')
     assert crosses['age_x_category'].hash_buckets == 1000
+    assert spec.auxiliary_names == ('search', 'page_context', 'unclicked')
+    assert spec.max_length(spec['hist_query']) == 20 and spec.max_length(spec['hist_item_id']) == 50
+    assert {'hist_query_time', 'unclicked_time', 'context_item_id', 'query'} <= set(spec.context_columns)
 
 
 @pytest.mark.parametrize('mutate, message', [
@@ -76,6 +79,16 @@ def test_shipped_spec_loads_with_shared_vocabularies():
     (lambda s: s['behavior']['sessions'].update(length_feature='hist_length'), "['hist_length']"),
     (lambda s: s['columns'].update(hist_brand_sessions={'kind': 'numeric', 'group': 'item', 'transform': 'log'}),
      "the session features ['hist_brand_sessions'] clash"),
+    (lambda s: s['auxiliary'].update(user={'max_length': 3, 'length_feature': 'n'}), "auxiliary.user: 'user' is a shared"),
+    (lambda s: s['auxiliary']['search'].update(max_length=-1), 'auxiliary.search.max_length must be a positive'),
+    (lambda s: s['auxiliary']['search'].pop('length_feature'), 'auxiliary.search.length_feature must name'),
+    (lambda s: s['auxiliary']['search'].update(length_feature='hist_length'), "the length feature 'hist_length'"),
+    (lambda s: s['auxiliary']['search'].update(length_feature='price'), "the length feature 'price'"),
+    (lambda s: s['columns']['hist_query'].update(group='item'),
+     "columns.hist_query: sequences belong to the behavior group or an auxiliary group, not 'item'"),
+    (lambda s: s['columns']['query'].update(group='searches'), "columns.query.group: 'searches' is not one of"),
+    (lambda s: s['crosses'].update(x={'columns': ['age_bucket', 'query'], 'hash_buckets': 9}),
+     "crosses.x.columns: 'query' is not a categorical feature with one id per example of a shared group"),
 ])
 def test_bad_spec_is_rejected_naming_the_field(raw_spec, mutate, message):
     bad = copy.deepcopy(raw_spec)

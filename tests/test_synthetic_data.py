@@ -58,9 +58,10 @@ def test_columns_and_types(dataset):
             assert split[name].dtype == np.int64, name
         for name in data.FLOAT_COLUMNS:
             assert split[name].dtype == np.float32, name
-        for name in data.LIST_COLUMNS:
-            assert split[name].values.dtype == np.int64, name
-            np.testing.assert_array_equal(split[name].row_lengths, split['hist_item_id'].row_lengths)
+        for group in data.LIST_GROUPS:
+            for name in group:
+                assert split[name].values.dtype == np.int64, name
+                np.testing.assert_array_equal(split[name].row_lengths, split[group[0]].row_lengths, err_msg=name)
 
 
 def test_history_is_strictly_before_the_request_oldest_first_and_capped(rows):
@@ -72,6 +73,64 @@ def test_history_is_strictly_before_the_request_oldest_first_and_capped(rows):
     same_row = row_of_value[1:] == row_of_value[:-1]
     assert np.all(np.diff(times)[same_row] >= 0)
     assert (lengths == 0).any() and (lengths == TINY.history_length).any()
+
+
+def test_query_history_is_strictly_before_the_request_capped_and_the_query_marks_a_search(rows):
+    lengths = rows['hist_query'].row_lengths
+    row_of_value = np.repeat(np.arange(lengths.size), lengths)
+    times = rows['hist_query_time'].values
+    assert np.all(times < rows['request_time'][row_of_value])
+    same_row = row_of_value[1:] == row_of_value[:-1]
+    assert np.all(np.diff(times)[same_row] > 0)   # one query per session, sessions start at distinct times
+    assert lengths.max() == TINY.query_history_length and (lengths == 0).any()
+    assert np.all(rows['hist_query'].values >= 1)
+    assert 0.25 < np.mean(rows['query'] > 0) < 0.55   # ~search_session_share of the requests
+    assert rows['query'].max() <= TINY.num_categories * TINY.query_terms_per_category
+    pages = rows['query'].reshape(-1, TINY.page_size)
+    assert np.all(pages == pages[:, :1])   # one query per request
+
+
+def test_the_query_is_evidence_of_the_sessions_interest(rows):
+    """Impressions whose category is the query's are clicked more often than the other impressions of searches."""
+    searched = rows['query'] > 0
+    query_category = (rows['query'] - 1) // TINY.query_terms_per_category
+    matches = searched & (rows['category'] == query_category)
+    assert rows['click'][matches].mean() > 1.5 * rows['click'][searched & ~matches].mean()
+
+
+def test_page_context_is_the_items_above_on_the_same_page(rows):
+    context = rows['context_item_id']
+    np.testing.assert_array_equal(context.row_lengths, rows['position'])
+    splits = context.row_splits
+    for r in range(0, rows['position'].size, 97):
+        first = r - rows['position'][r]
+        assert np.all(rows['request_id'][first:r] == rows['request_id'][r])
+        np.testing.assert_array_equal(context.values[splits[r]:splits[r + 1]], rows['item_id'][first:r])
+
+
+def test_unclicked_impressions_match_a_loop_over_the_users_earlier_requests(rows):
+    splits = rows['unclicked_item_id'].row_splits
+    assert rows['unclicked_item_id'].row_lengths.max() == TINY.unclicked_history_length
+    for r in range(0, rows['user_id'].size, 61):
+        earlier = np.flatnonzero((rows['user_id'] == rows['user_id'][r]) & (rows['click'] == 0)
+                                 & (rows['request_time'] < rows['request_time'][r]))
+        earlier = earlier[np.lexsort((rows['position'][earlier], rows['request_time'][earlier]))]
+        expected = earlier[len(earlier) - min(len(earlier), TINY.unclicked_history_length):]
+        np.testing.assert_array_equal(rows['unclicked_item_id'].values[splits[r]:splits[r + 1]],
+                                      rows['item_id'][expected])
+        np.testing.assert_array_equal(rows['unclicked_time'].values[splits[r]:splits[r + 1]],
+                                      rows['request_time'][expected])
+
+
+def test_searches_have_their_own_stream_and_change_no_other_column(dataset):
+    other = data.generate(dataclasses.replace(TINY, search_session_share=0.9, query_terms_per_category=2)).splits
+    searches = {'query', 'hist_query', 'hist_query_time'}
+    for name in data.SPLITS:
+        for column in set(data.COLUMNS) - searches:
+            x, y = dataset.splits[name][column], other[name][column]
+            np.testing.assert_array_equal(x.values if isinstance(x, data.Ragged) else x,
+                                          y.values if isinstance(y, data.Ragged) else y, err_msg=column)
+        assert np.mean(other[name]['query'] > 0) > np.mean(dataset.splits[name]['query'] > 0) + 0.2
 
 
 def test_splits_are_disjoint_and_ordered_in_time(dataset):

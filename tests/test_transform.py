@@ -19,6 +19,7 @@ SPEC = {
     'name': 'unit',
     'behavior': {'max_length': 3, 'length_feature': 'seq_len',
                  'sessions': {'time': 'hist_time', 'gap_seconds': 5, 'max_sessions': 2, 'max_length': 2}},
+    'auxiliary': {'seen': {'max_length': 2, 'length_feature': 'seen_len'}},
     'vocabularies': {'item': {'min_frequency': 2, 'num_oov_buckets': 2, 'embedding_dim': 4}},
     'columns': {
         'item': {'kind': 'categorical', 'group': 'item', 'transform': {'type': 'vocabulary', 'vocabulary': 'item'}},
@@ -26,6 +27,7 @@ SPEC = {
                       'transform': {'type': 'vocabulary', 'vocabulary': 'item'}},
         'hist_time': {'kind': 'timestamp', 'sequence': True, 'group': 'behavior',
                       'transform': {'type': 'time_gap', 'reference': 'now', 'num_buckets': 6}},
+        'seen_item': {'kind': 'id_sequence', 'group': 'seen', 'transform': {'type': 'vocabulary', 'vocabulary': 'item'}},
         'now': {'kind': 'timestamp'},
         'city': {'kind': 'categorical', 'group': 'user', 'transform': {'type': 'hash', 'buckets': 7}},
         'age': {'kind': 'numeric', 'group': 'user', 'transform': {'type': 'bucketize', 'boundaries': [18, 30]}},
@@ -38,14 +40,15 @@ SPEC = {
     },
 }
 # Counted over the kept (3 newest) history steps and the targets: item 5 ×4, 9 ×2, 6 ×1 (below min_frequency
-# 2 → OOV); 7 appears only in rows transformed later.
+# 2 → OOV); 7 appears only in rows transformed later. The auxiliary seen_item is looked up, not counted: counted,
+# its 6s would put 6 in the vocabulary.
 ROWS = [
     {'item': 5, 'hist_item': [6, 5, 5, 9], 'hist_time': [100, 190, 197, 199], 'now': 200, 'city': 11, 'age': 17.0,
-     'spend': 0.0, 'score': 1.0, 'click': 1, 'truth': 0.3},
+     'spend': 0.0, 'score': 1.0, 'click': 1, 'truth': 0.3, 'seen_item': [6, 6, 5, 9]},
     {'item': 6, 'hist_item': [], 'hist_time': [], 'now': 300, 'city': 11, 'age': 18.0, 'spend': np.e - 1,
-     'score': 3.0, 'click': 0, 'truth': 0.1},
+     'score': 3.0, 'click': 0, 'truth': 0.1, 'seen_item': [6, 6]},
     {'item': 9, 'hist_item': [5], 'hist_time': [300], 'now': 300, 'city': 12, 'age': 30.0, 'spend': 9.0,
-     'score': 5.0, 'click': 0, 'truth': 0.2},
+     'score': 5.0, 'click': 0, 'truth': 0.2, 'seen_item': []},
 ]
 UNSEEN = [{**ROWS[0], 'item': 7, 'hist_item': [7, 6]}, ]
 
@@ -76,6 +79,19 @@ def test_shared_vocabulary_counts_target_and_history(transformed):
     assert inputs['item'].vocab_size == inputs['hist_item'].vocab_size == 2 + 2 + 1
     assert inputs['hist_item'].query == 'item' and inputs['hist_time'].query is None
     np.testing.assert_array_equal(frequencies['item'], [0, 4, 2, 1, 1])
+
+
+def test_auxiliary_sequences_keep_their_groups_length_and_are_looked_up_not_counted(transformed):
+    rows, _, inputs, frequencies = transformed
+    assert rows[0]['seen_item'].tolist() == [1, 2] and rows[0]['seen_len'] == 2   # [5, 9], the 2 newest
+    assert all(3 <= i <= 4 for i in rows[1]['seen_item']) and rows[1]['seen_len'] == 2   # 6 stays OOV
+    assert rows[2]['seen_item'].tolist() == [0, 0] and rows[2]['seen_len'] == 0
+    np.testing.assert_array_equal(frequencies['item'], [0, 4, 2, 1, 1])
+    assert 'seen_item' not in [f.name for f in inputs.fields]
+    seen = inputs.auxiliary_group('seen')
+    assert seen.length_feature == 'seen_len' and [f.name for f in seen.fields] == ['seen_item']
+    assert seen.fields[0].max_length == 2 and seen.fields[0].table == 'item' and seen.fields[0].query == 'item'
+    assert type(inputs).from_dict(inputs.to_dict()) == inputs
 
 
 def test_sequences_keep_the_newest_steps_padded_with_zero(transformed):
@@ -125,12 +141,12 @@ def test_bucketize_edges_hash_and_numeric(transformed):
 
 def test_csv_lists_are_split_like_tfrecord_lists():
     spec = spec_lib.parse(SPEC)
-    csv_rows = [{**row, 'hist_item': [' '.join(map(str, row['hist_item']))] if row['hist_item'] else [],
-                 'hist_time': [' '.join(map(str, row['hist_time']))] if row['hist_time'] else []}
-                for row in ROWS]
+    csv_rows = [{**row, **{name: [' '.join(map(str, row[name]))] if row[name] else []
+                           for name in ('hist_item', 'hist_time', 'seen_item')}} for row in ROWS]
     metadata = dataset_metadata.DatasetMetadata(schema_lib.schema(spec, schema_lib.CSV))
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
         (rows, _), _ = (csv_rows, metadata) | tft_beam.AnalyzeAndTransformDataset(build_preprocessing_fn(spec))
     assert rows[0]['hist_time'].tolist() == [5, 3, 2]
     assert rows[0]['seq_len'] == 3 and rows[1]['seq_len'] == 0
     assert rows[0]['hist_item'][:2].tolist() == [1, 1]
+    assert rows[0]['seen_item'].tolist() == [1, 2] and rows[0]['seen_len'] == 2

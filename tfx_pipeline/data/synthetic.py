@@ -27,10 +27,15 @@ SPLITS = ('train', 'eval', 'test')
 
 ID_COLUMNS = ('impression_id', 'request_id', 'user_id')
 INT_COLUMNS = ID_COLUMNS + ('age_bucket', 'gender', 'city', 'item_id', 'category', 'brand',
-                            'request_time', 'hour', 'device', 'position', 'click', 'cart', 'purchase')
+                            'request_time', 'hour', 'device', 'position', 'query', 'click', 'cart', 'purchase')
 GROUND_TRUTH_COLUMNS = ('true_examination', 'true_relevance', 'true_ctr')
 FLOAT_COLUMNS = ('purchase_power', 'price', 'bid') + GROUND_TRUTH_COLUMNS
-LIST_COLUMNS = ('hist_item_id', 'hist_category', 'hist_brand', 'hist_behavior_type', 'hist_time')
+# List columns by the log they come from; the lists of one log have the same length in every row.
+LIST_GROUPS = (('hist_item_id', 'hist_category', 'hist_brand', 'hist_behavior_type', 'hist_time'),
+               ('hist_query', 'hist_query_time'),
+               ('context_item_id', 'context_category', 'context_brand'),
+               ('unclicked_item_id', 'unclicked_category', 'unclicked_brand', 'unclicked_time'))
+LIST_COLUMNS = sum(LIST_GROUPS, ())
 COLUMNS = INT_COLUMNS + FLOAT_COLUMNS + LIST_COLUMNS
 
 NUM_AGE_BUCKETS = 7
@@ -131,11 +136,20 @@ class GeneratorConfig:
     cart_bias: float = -1.7
     purchase_bias: float = -0.6
     conversion_price_weight: float = 0.8
+    # Searches (ATRank, DUPN): a session is a search session with search_session_share; its query, issued at its
+    # start, is one of query_terms_per_category terms of a category drawn from the session's π. The log of each
+    # impression keeps the user's last query_history_length queries and last unclicked_history_length
+    # shown-but-unclicked impressions (DSTN). Drawn from their own random stream: the other columns do not change.
+    search_session_share: float = 0.4
+    query_terms_per_category: int = 4
+    query_history_length: int = 20
+    unclicked_history_length: int = 30
 
     def validate(self) -> 'GeneratorConfig':
         """Raise ConfigError (a ValueError) naming the first knob that is out of range; return self."""
         for name in ('num_users', 'num_items', 'num_categories', 'num_brands', 'num_cities',
-                     'num_impressions', 'page_size', 'history_length', 'users_per_chunk'):
+                     'num_impressions', 'page_size', 'history_length', 'users_per_chunk', 'query_terms_per_category',
+                     'query_history_length', 'unclicked_history_length'):
             _check(name, getattr(self, name) >= 1, 'must be a positive integer')
         _check('num_brands', self.num_brands >= self.num_categories, 'must be >= num_categories')
         _check('num_items', self.num_items >= self.num_categories, 'must be >= num_categories')
@@ -146,7 +160,7 @@ class GeneratorConfig:
         _check('warmup_days', self.warmup_days >= 0, 'must be >= 0')
         _check('behaviors_per_session', self.behaviors_per_session >= 1, 'must be >= 1')
         for name in ('new_item_fraction', 'new_user_fraction', 'drift', 'interest_candidate_share',
-                     'preferred_device_prob'):
+                     'preferred_device_prob', 'search_session_share'):
             _check(name, 0 <= getattr(self, name) <= 1, 'must lie in [0, 1]')
         _check('train_fraction', 0 < self.train_fraction < 1, 'must lie in (0, 1)')
         _check('eval_fraction', 0 < self.eval_fraction < 1 - self.train_fraction,
@@ -208,10 +222,15 @@ def generate_chunks(config: GeneratorConfig) -> Iterator[Dict[str, Split]]:
     request_bounds = (bounds * config.num_requests) // config.num_users
     for k, seed in enumerate(chunk_seeds):
         rng = np.random.Generator(np.random.PCG64(seed))
+        search_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(config.seed,
+                                                                                spawn_key=(_SEARCH_STREAM, k))))
         users = _make_users(config, world, rng, np.arange(bounds[k], bounds[k + 1]))
-        rows = _make_chunk(config, world, users, rng, int(request_bounds[k + 1] - request_bounds[k]),
+        rows = _make_chunk(config, world, users, (rng, search_rng), int(request_bounds[k + 1] - request_bounds[k]),
                            first_request_id=int(request_bounds[k]))
         yield _split_by_time(config, rows)
+
+
+_SEARCH_STREAM = 2 ** 32 - 1   # spawn key of the searches' streams, apart from the chunks' (0, 1, …)
 
 
 def _num_chunks(config: GeneratorConfig) -> int:
@@ -385,15 +404,21 @@ def _make_behaviors(config: GeneratorConfig, world: dict, sessions: dict, intere
 # Requests, pages, relevance and labels.
 
 
-def _make_chunk(config: GeneratorConfig, world: dict, users: dict, rng: np.random.Generator, num_requests: int,
+def _make_chunk(config: GeneratorConfig, world: dict, users: dict, rngs: tuple, num_requests: int,
                 first_request_id: int) -> Split:
-    """All impressions of one chunk of users, ordered by (request_time, request_id, position)."""
+    """All impressions of one chunk of users, ordered by (request_time, request_id, position). ``rngs``: the chunk's
+    stream and its searches' stream."""
+    rng, search_rng = rngs
     sessions = _make_sessions(config, users, rng)
     interest = _drift_interests(config, world, users, sessions, rng)
     behaviors = _make_behaviors(config, world, sessions, interest, rng)
     requests = _make_requests(config, users, behaviors, rng, num_requests)
     items = _make_pages(config, world, interest, requests, rng)
-    return _label_pages(config, world, users, behaviors, interest, requests, items, rng, first_request_id)
+    rows = _label_pages(config, world, users, behaviors, interest, requests, items, rng, first_request_id)
+    rows.update(_search_columns(config, sessions, interest, requests, search_rng, rows['request_id'] - first_request_id))
+    rows.update(_page_context_columns(rows))
+    rows.update(_unclicked_columns(config, rows))
+    return rows
 
 
 def _make_requests(config: GeneratorConfig, users: dict, behaviors: dict, rng: np.random.Generator,
@@ -559,6 +584,60 @@ def _history_columns(config: GeneratorConfig, world: dict, behaviors: dict, requ
         'hist_time': config.start_time + behaviors['time'],
     }
     return {name: Ragged(values[entry], lengths) for name, values in per_behavior.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Searches, page context and unclicked impressions: columns that leave the others and the ground truth unchanged.
+
+
+def _search_columns(config: GeneratorConfig, sessions: dict, interest: np.ndarray, requests: dict,
+                    rng: np.random.Generator, request: np.ndarray) -> Split:
+    """``query`` of each impression (its session's query; 0 outside search sessions) and the user's earlier queries
+    (``hist_query``, ``hist_query_time``: the last ``query_history_length`` issued strictly before the request).
+
+    A session searches with ``search_session_share``; its query 1 + c · T + term has c ~ π_s, the session's
+    interest, and a uniform term of T = ``query_terms_per_category``. The query is thus evidence of π_s, which
+    drives the click through z; it is drawn after the click, so it adds no information the ground truth lacks.
+    """
+    n = sessions['user'].size
+    searches = rng.random(n) < config.search_session_share
+    category = _sample_rows(interest, np.arange(n), rng.random(n))
+    term = rng.integers(0, config.query_terms_per_category, n)
+    query = np.where(searches, 1 + category * config.query_terms_per_category + term, 0).astype(np.int64)
+    issued = np.flatnonzero(searches)   # sorted by (user, start), as the sessions are
+    log_key = sessions['user'][issued] * _TIME_KEY + sessions['start'][issued]
+    users, times = requests['user'][request], requests['time'][request]
+    hi = np.searchsorted(log_key, users * _TIME_KEY + times, side='left')
+    lo = np.maximum(np.searchsorted(sessions['user'][issued], users, side='left'), hi - config.query_history_length)
+    entry = issued[ragged_arange(lo, hi - lo)]
+    lengths = (hi - lo).astype(np.int64)
+    return {'query': query[requests['session'][request]],
+            'hist_query': Ragged(query[entry], lengths),
+            'hist_query_time': Ragged(config.start_time + sessions['start'][entry], lengths)}
+
+
+def _page_context_columns(rows: Split) -> Split:
+    """DSTN's context ads: the items shown above each impression on its page (positions 0 … p − 1), top first."""
+    position = rows['position']
+    entry = ragged_arange(np.arange(position.size) - position, position)
+    return {f'context_{name}': Ragged(rows[name][entry], position.astype(np.int64))
+            for name in ('item_id', 'category', 'brand')}
+
+
+def _unclicked_columns(config: GeneratorConfig, rows: Split) -> Split:
+    """DSTN's unclicked ads: the user's last ``unclicked_history_length`` impressions of earlier requests (strictly
+    before the request time) that were not clicked, oldest first, with the time they were shown."""
+    shown = np.flatnonzero(rows['click'] == 0)
+    shown = shown[np.lexsort((rows['position'][shown], rows['request_time'][shown], rows['user_id'][shown]))]
+    user = rows['user_id'][shown]
+    hi = np.searchsorted(user * _TIME_KEY + rows['request_time'][shown],
+                         rows['user_id'] * _TIME_KEY + rows['request_time'], side='left')
+    lo = np.maximum(np.searchsorted(user, rows['user_id'], side='left'), hi - config.unclicked_history_length)
+    entry = shown[ragged_arange(lo, hi - lo)]
+    lengths = (hi - lo).astype(np.int64)
+    return {f'unclicked_{name}': Ragged(rows[source][entry], lengths)
+            for name, source in (('item_id', 'item_id'), ('category', 'category'), ('brand', 'brand'),
+                                 ('time', 'request_time'))}
 
 
 # ---------------------------------------------------------------------------------------------------------------

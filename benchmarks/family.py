@@ -41,7 +41,8 @@ FAMILIES = {
                     {'use_behavior': 'learned', 'embedding_dim': 16}),
     # The behaviour-sequence models with their own defaults; base_model (sum pooling) is the reference.
     'sequence': (('base_model', 'din', 'dien', 'dien_aigru', 'dien_agru', 'dien_no_aux', 'dsin', 'bst', 'dmr',
-                  'dmr_no_aux', 'dmin', 'dmin_no_aux', 'deepmcp'), {}),
+                  'dmr_no_aux', 'dmin', 'dmin_no_aux', 'deepmcp', 'atrank', 'dupn', 'dstn', 'dstn_pooling',
+                  'dstn_self_attention'), {}),
 }
 COLUMNS = ('model', 'test_auc', 'gauc', 'logloss', 'fraction_of_ceiling', 'examples_per_s', 'params', 'epochs')
 

@@ -19,9 +19,11 @@ training outputs under ``AUX_LOSS``; the base adds it to the target loss with th
 training.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
-from feature_spec.model_inputs import BEHAVIOR, GROUPS, NUMERIC, SEQUENCE, ModelInputs
+from feature_spec.model_inputs import BEHAVIOR, GROUPS, NUMERIC, SEQUENCE, AuxiliaryInputs, ModelInputs
 from rec_models.base import RankingModel
 from rec_models.layers import FieldEmbedding
 
@@ -63,6 +65,30 @@ class BehaviorModel(RankingModel):
         """The inputs the one embedding layer looks up (all of them); a model that reads the behaviours in
         another layout (DSIN's sessions) swaps the sequences for it, keeping the tables shared."""
         return inputs
+
+    @staticmethod
+    def auxiliary_group(inputs: ModelInputs, name: str, model: str, purpose: str) -> AuxiliaryInputs:
+        """The spec's auxiliary group ``name`` that ``model`` reads for ``purpose``; ValueError naming the spec section
+        when the spec has none."""
+        try:
+            return inputs.auxiliary_group(name)
+        except KeyError as error:
+            raise ValueError(f'{model} reads {purpose} from the auxiliary group {name!r}: give the feature spec an '
+                             f'"auxiliary.{name}" section and its columns ({error.args[0]})') from None
+
+    @staticmethod
+    def with_auxiliary(inputs: ModelInputs, groups, kind=None) -> ModelInputs:
+        """``inputs`` with the fields of the auxiliary ``groups`` (only those of ``kind``, when given) among those
+        embedded (tables stay shared)."""
+        return dataclasses.replace(inputs, fields=inputs.fields + tuple(
+            f for g in groups for f in g.fields if kind is None or f.kind == kind))
+
+    def auxiliary_steps(self, features, embeddings, group: AuxiliaryInputs):
+        """``(steps [B, L, d], mask [B, L])`` of an auxiliary group's sequences: each step the concatenated embeddings
+        of its sequences, those with a target ``query`` first (the keys), then the side information."""
+        sequences = sorted((f for f in group.fields if f.kind == SEQUENCE), key=lambda f: f.query is None)
+        mask = tf.sequence_mask(features[group.length_feature], sequences[0].max_length)
+        return tf.concat([embeddings[f.name] for f in sequences], axis=-1), mask
 
     def use_auxiliary_loss(self, weight: float) -> None:
         """Declares an auxiliary task whose loss the training outputs carry under ``AUX_LOSS``, weighted by α =

@@ -15,11 +15,11 @@ listed in ``MODEL_MODULES`` are imported then, and they register themselves.
 import importlib
 import inspect
 
-MODEL_MODULES = ('rec_models.afm', 'rec_models.autoint', 'rec_models.bst', 'rec_models.dcn', 'rec_models.deepffm',
-                 'rec_models.deepfm', 'rec_models.deepmcp', 'rec_models.dien', 'rec_models.din', 'rec_models.dmin',
-                 'rec_models.dmr', 'rec_models.dsin', 'rec_models.ffm', 'rec_models.fm', 'rec_models.fnn',
-                 'rec_models.lr', 'rec_models.nfm', 'rec_models.pnn', 'rec_models.poly2', 'rec_models.transfm',
-                 'rec_models.wide_deep')
+MODEL_MODULES = ('rec_models.afm', 'rec_models.atrank', 'rec_models.autoint', 'rec_models.bst', 'rec_models.dcn',
+                 'rec_models.deepffm', 'rec_models.deepfm', 'rec_models.deepmcp', 'rec_models.dien', 'rec_models.din',
+                 'rec_models.dmin', 'rec_models.dmr', 'rec_models.dsin', 'rec_models.dstn', 'rec_models.dupn',
+                 'rec_models.ffm', 'rec_models.fm', 'rec_models.fnn', 'rec_models.lr', 'rec_models.nfm',
+                 'rec_models.pnn', 'rec_models.poly2', 'rec_models.transfm', 'rec_models.wide_deep')
 _NOT_HPARAMS = ('self', 'inputs', 'frequencies')
 
 _registry = {}

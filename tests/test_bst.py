@@ -7,11 +7,11 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 import numpy as np  # noqa: E402
 
 from rec_models import registry  # noqa: E402
-from test_models_build import INPUTS, L, SMALL, _features  # noqa: E402  pylint: disable=wrong-import-order
+from test_models_build import INPUTS, L, _features, _small  # noqa: E402  pylint: disable=wrong-import-order
 
 
 def test_the_target_comes_first_then_the_behaviours_newest_first():
-    model = registry.build('bst', INPUTS, {**SMALL, 'heads': 2, 'head_dim': 4, 'max_steps': L - 1})
+    model = registry.build('bst', INPUTS, _small('bst', heads=2, head_dim=4, max_steps=L - 1))
     steps = L - 1  # the newest L − 1 behaviours
     features = _features()
     embeddings = model.embedding(features)

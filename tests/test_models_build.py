@@ -8,14 +8,16 @@ import tensorflow as tf  # noqa: E402
 
 import dataclasses  # noqa: E402  pylint: disable=wrong-import-order
 
-from feature_spec.model_inputs import FeatureCross, InputField, ModelInputs, SessionInputs  # noqa: E402
+from feature_spec.model_inputs import (AuxiliaryInputs, FeatureCross, InputField, ModelInputs,  # noqa: E402
+                                       SessionInputs)
 from rec_models import registry  # noqa: E402
 from rec_models.base import serving_signature  # noqa: E402
 from rec_models.layers import FieldEmbedding  # noqa: E402
 
 B, L, D = 32, 5, 4
 K, T = 3, 2  # sessions, steps a session
-SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0, 'transformer_dropout': 0.0}  # deterministic training calls
+SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0, 'transformer_dropout': 0.0,  # deterministic training calls
+         'latent_dim': 16, 'lstm_units': 16}
 MODELS = registry.names()
 
 
@@ -43,9 +45,24 @@ def _categorical(name, group, vocab, table=None):
     return InputField(name, 'categorical', group, table=table or name, vocab_size=vocab, embedding_dim=D)
 
 
-def _sequence(name, table, vocab, query):
-    return InputField(name, 'sequence', 'behavior', table=table, vocab_size=vocab, embedding_dim=D, max_length=L,
+def _sequence(name, table, vocab, query, group='behavior', length=L):
+    return InputField(name, 'sequence', group, table=table, vocab_size=vocab, embedding_dim=D, max_length=length,
                       query=query)
+
+
+# The auxiliary groups of the synthetic spec (searches, DSTN's context and unclicked ads), each with its own length.
+AUXILIARY = (
+    AuxiliaryInputs('search', (
+        _categorical('query', 'search', 9), _sequence('hist_query', 'query', 9, None, 'search', 4),
+        _sequence('hist_query_time_gap', 'hist_query_time_gap', 8, None, 'search', 4)), 'query_history_length'),
+    AuxiliaryInputs('page_context', (
+        _sequence('context_item_id', 'item_id', 30, 'item_id', 'page_context', 3),
+        _sequence('context_category', 'category', 6, 'category', 'page_context', 3)), 'context_length'),
+    AuxiliaryInputs('unclicked', (
+        _sequence('unclicked_item_id', 'item_id', 30, 'item_id', 'unclicked', 6),
+        _sequence('unclicked_category', 'category', 6, 'category', 'unclicked', 6),
+        _sequence('unclicked_time_gap', 'unclicked_time_gap', 8, None, 'unclicked', 6)), 'unclicked_length'),
+)
 
 
 INPUTS = ModelInputs(fields=(
@@ -59,7 +76,8 @@ INPUTS = ModelInputs(fields=(
 ), sequence_length='hist_length', crosses=(FeatureCross('gender_x_category', ('gender', 'category'), 50),))
 INPUTS = dataclasses.replace(INPUTS, sessions=SessionInputs(
     fields=tuple(dataclasses.replace(f, name=f'{f.name}_sessions', kind='session', max_length=T)
-                 for f in INPUTS.of_kind('sequence')), max_sessions=K, length_feature='session_lengths'))
+                 for f in INPUTS.of_kind('sequence')), max_sessions=K, length_feature='session_lengths'),
+    auxiliary=AUXILIARY)
 
 
 def _features(seed=0, n=B):
@@ -83,6 +101,17 @@ def _features(seed=0, n=B):
         ids = rng.integers(1, field.vocab_size, (n, K, T)).astype(np.int64)
         ids[np.arange(T)[None, None] >= sessions[..., None]] = 0
         features[field.name] = ids.reshape(n, K * T)
+    for group in AUXILIARY:
+        steps = group.fields[-1].max_length
+        lengths = rng.integers(0, steps + 1, n)
+        features[group.length_feature] = lengths.astype(np.int64)
+        for field in group.fields:
+            if field.kind == 'categorical':
+                features[field.name] = rng.integers(1, field.vocab_size, n).astype(np.int64)
+            else:
+                ids = rng.integers(1, field.vocab_size, (n, steps)).astype(np.int64)
+                ids[np.arange(steps)[None] >= lengths[:, None]] = 0
+                features[field.name] = ids
     return features
 
 
@@ -96,6 +125,12 @@ def _with_noisy_padding(features, seed=1):
     for field in INPUTS.sessions.fields:
         noisy[field.name] = np.where(session_padded, rng.integers(1, field.vocab_size, session_padded.shape),
                                      features[field.name])
+    for group in AUXILIARY:
+        for field in group.fields:
+            if field.kind == 'sequence':
+                group_padded = np.arange(field.max_length)[None] >= features[group.length_feature][:, None]
+                noisy[field.name] = np.where(group_padded, rng.integers(1, field.vocab_size, group_padded.shape),
+                                             features[field.name])
     return noisy
 
 
@@ -174,8 +209,9 @@ def test_compile_rejects_a_loss_the_model_owns():
 
 
 def test_registry_names_and_rejections():
-    assert registry.names() == ['afm', 'autoint', 'base_model', 'bst', 'dcn', 'deepffm', 'deepfm', 'deepmcp', 'dien',
-                                'dien_agru', 'dien_aigru', 'din', 'dmin', 'dmr', 'dsin', 'fat_deepffm', 'ffm', 'fm',
+    assert registry.names() == ['afm', 'atrank', 'autoint', 'base_model', 'bst', 'dcn', 'deepffm', 'deepfm', 'deepmcp', 'dien',
+                                'dien_agru', 'dien_aigru', 'din', 'dmin', 'dmr', 'dsin', 'dstn', 'dstn_pooling',
+                                'dstn_self_attention', 'dupn', 'fat_deepffm', 'ffm', 'fm',
                                 'fnn', 'lr', 'nfm', 'opnn', 'pnn', 'poly2', 'transfm', 'wide_deep']
     assert registry.validate('base_model')['pooling'] == 'sum'
     with pytest.raises(ValueError, match="'dien_v9'.*deepfm"):

@@ -18,12 +18,14 @@
 * :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
   :mod:`.transformer`: ``MultiHeadSelfAttention`` (DMIN), ``TransformerBlock`` (BST, DSIN);
   :mod:`.additive_attention`: ``AdditiveAttentionScores`` (DMR); :mod:`.bilinear_attention`: ``BilinearAttention``
-  (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``, ``BidirectionalLSTM`` (DSIN)
+  (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``, ``BidirectionalLSTM`` (DSIN, DUPN);
+  :mod:`.auxiliary_attention`: ``SelfAttentivePooling``, ``InteractiveAttentionPooling`` (DSTN)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
 from rec_models.layers.additive_attention import AdditiveAttentionScores
 from rec_models.layers.afm import AttentionalPairwisePooling
+from rec_models.layers.auxiliary_attention import InteractiveAttentionPooling, SelfAttentivePooling
 from rec_models.layers.bi_interaction import BiInteractionPooling
 from rec_models.layers.bilinear_attention import BilinearAttention
 from rec_models.layers.cenet import CENetFieldAttention
@@ -49,6 +51,6 @@ __all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'Att
            'BehaviorStepValues', 'BiInteractionPooling', 'BidirectionalLSTM', 'BilinearAttention',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FMFirstOrder', 'FMSecondOrder', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldEmbedding', 'FieldVectors', 'HashedFeatureCrosses', 'HashedPairwiseCross',
-           'InnerProduct', 'InteractingLayer', 'InterestEvolution', 'InterestGRU', 'LearnedStepValues',
+           'InnerProduct', 'InteractingLayer', 'InteractiveAttentionPooling', 'InterestEvolution', 'InterestGRU', 'LearnedStepValues',
            'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling', 'MultiHeadSelfAttention',
-           'NumericEmbedding', 'OuterProduct', 'PeepholeLSTM', 'TransformerBlock', 'TranslationInteraction']
+           'NumericEmbedding', 'OuterProduct', 'PeepholeLSTM', 'SelfAttentivePooling', 'TransformerBlock', 'TranslationInteraction']

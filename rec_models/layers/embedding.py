@@ -39,7 +39,8 @@ class FieldEmbedding(tf.keras.layers.Layer):
         inputs: the model inputs; one table per ``inputs.tables`` entry, one lookup per field with a table.
         l2: λ of the mini-batch-aware L2 (added with ``add_loss`` in training only; 0 turns it off).
         frequencies: ``{table: array of vocab_size training-data counts}`` (n_j, clipped below at 1), kept as
-            a non-trainable weight; tables left out use the in-batch count.
+            a non-trainable weight; tables left out use the in-batch count. Counts of tables these inputs do not
+            have (a vocabulary only another model's inputs use, such as an auxiliary group's) are ignored.
         embeddings_initializer: initializer of the tables.
     """
 
@@ -58,7 +59,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
         checked = {}
         for table, counts in frequencies.items():
             if table not in tables:
-                raise ValueError(f'frequencies given for {table!r}, which is not a table; tables are {sorted(tables)}')
+                continue
             counts = np.asarray(counts, dtype=np.float32)
             if counts.shape != (tables[table][0],):
                 raise ValueError(f'frequencies of table {table!r} have shape {counts.shape}, '

@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PIP_IGNORE_REQUIRES_PYTHON := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test bench models clean
+.PHONY: install demo test bench bench_deepctr models clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ else
 	$(PY) benchmarks/train_throughput.py --model $(MODEL)
 	$(PY) benchmarks/serving_latency.py --model $(MODEL) --server_flag=--tensorflow_intra_op_parallelism=1
 endif
+
+# DIN and DIEN against DeepCTR 0.9.4's in one run (DeepCTR is installed for the benchmark only, without its deps).
+bench_deepctr: install
+	$(PY) -m pip install --quiet --no-deps deepctr==0.9.4
+	$(PY) benchmarks/deepctr_compare.py $(BENCH_ARGS)
 
 models: install
 	$(PY) -m tfx_pipeline models

@@ -91,11 +91,11 @@ def test_no_penalty_in_inference_or_without_l2():
     assert no_l2.losses == []
 
 
-def test_bad_frequencies_are_rejected():
-    with pytest.raises(ValueError, match='brand'):
-        FieldEmbedding(INPUTS, frequencies={'brand': np.ones(3)})
+def test_frequencies_of_the_wrong_shape_are_rejected_and_of_other_tables_ignored():
     with pytest.raises(ValueError, match='item_id'):
         FieldEmbedding(INPUTS, frequencies={'item_id': np.ones(3)})
+    layer = _built(l2=0.1, frequencies={'brand': np.ones(3), 'category': np.ones(5)})   # no 'brand' table here
+    assert list(layer.frequencies) == ['category']
 
 
 def test_config_round_trip_keeps_frequency_slots():

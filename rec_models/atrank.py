@@ -80,7 +80,7 @@ class ATRank(BehaviorModel):
     def call(self, features, training=False):
         embeddings = self.embedding(features, training=training)
         keys, target, side = self.behaviours(embeddings)
-        items = keys if side is None else tf.concat([keys, side], axis=-1)                   # [o_j, a_j, t_j]
+        items = self.with_side(keys, side)                                                   # [o_j, a_j, t_j]
         queries, query_mask = self.auxiliary_steps(features, embeddings, self.queries)
         latent = tf.concat([self.item_projection(items), self.query_projection(queries)], axis=1)   # S
         mask = tf.concat([self.sequence_mask(features, self.keyed[0]), query_mask], axis=1)

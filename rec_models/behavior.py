@@ -109,6 +109,11 @@ class BehaviorModel(RankingModel):
         side = tf.concat([embeddings[f.name] for f in self.side], axis=-1) if self.side else None
         return keys, query, side
 
+    @staticmethod
+    def with_side(keys, side):
+        """x_j = [e_j, s_j], each behaviour's keys and side information (the keys alone without side sequences)."""
+        return keys if side is None else tf.concat([keys, side], axis=-1)
+
     def group_parts(self, features, embeddings, group):
         """The non-sequence fields of ``group`` in input order: embeddings ``[B, d]``, numerics as ``[B, 1]``."""
         return [tf.cast(features[f.name], tf.float32)[:, tf.newaxis] if f.kind == NUMERIC else embeddings[f.name]
@@ -147,6 +152,23 @@ class BehaviorModel(RankingModel):
             logs.pop(AUX_LOSS, None)
         return logs
 
+
+
+class RequestOnceModel(BehaviorModel):
+    """A behaviour model whose outputs come from ``_score(features, training, rows=None)``. ``call`` scores a batch;
+    ``rank(context, candidates)`` scores one request (features of batch 1) against N candidates (batch N) with
+    ``rows`` = N, so that whatever does not depend on the candidate (the behaviour embeddings, DIEN's extractor,
+    DUPN's user representation) is computed once and broadcast (the model split of DUPN, seed ``001`` §4.2)."""
+
+    def call(self, features, training=False):
+        return self._score(features, training)
+
+    def rank(self, context, candidates):
+        count = tf.shape(next(iter(candidates.values())))[0]
+        return self._score({**context, **candidates}, training=False, rows=count)
+
+    def _score(self, features, training, rows=None):
+        raise NotImplementedError
 
 def next_behaviour_loss(states, keys, mask, item_ids):
     """DIEN's auxiliary loss (eq. 1; also DMIN's): each state h_t against the next behaviour e_{t+1} and a

@@ -77,7 +77,7 @@ class BST(BehaviorModel):
         and its mask ``[B, S + 1]``."""
         lengths = tf.cast(features[self.model_inputs.sequence_length], tf.int32)
         keys, query, side = self.behaviours(embeddings)
-        steps = keys if side is None else tf.concat([keys, side], axis=-1)
+        steps = self.with_side(keys, side)
         target = query if side is None else tf.concat(
             [query, tf.broadcast_to(self.target_side, [tf.shape(query)[0], self.side_dim])], axis=-1)
         newest_first = tf.reverse_sequence(steps, lengths, seq_axis=1, batch_axis=0)[:, :self.steps]

@@ -88,7 +88,7 @@ class DeepMCP(BehaviorModel):
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
         keys, _, side = self.behaviours(embeddings)
-        pooled = self.pooling(keys if side is None else tf.concat([keys, side], axis=-1), mask=mask)
+        pooled = self.pooling(self.with_side(keys, side), mask=mask)
         logits = tf.squeeze(self.prediction(self.mlp_input(features, embeddings, pooled), training=training), -1)
         outputs = click_outputs(logits)
         if training:

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import click_outputs
-from rec_models.behavior import AUX_LOSS, BehaviorModel, next_behaviour_loss
+from rec_models.behavior import AUX_LOSS, RequestOnceModel, next_behaviour_loss
 from rec_models.layers import MLP, InterestEvolution, InterestGRU
 from rec_models.registry import register
 
@@ -33,7 +33,7 @@ from rec_models.registry import register
 @register('dien_agru', evolution='agru')
 @register('dien_aigru', evolution='aigru')
 @register('dien')
-class DIEN(BehaviorModel):
+class DIEN(RequestOnceModel):
     """DIEN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}``, plus
     ``'aux_loss'`` (a scalar) in training when ``aux_weight`` > 0.
 
@@ -58,20 +58,11 @@ class DIEN(BehaviorModel):
         self.evolution = InterestEvolution(self.key_dim, evolution, name='evolution')
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
 
-    def call(self, features, training=False):
-        return self._score(features, training)
-
-    def rank(self, context, candidates):
-        """One user's features (batch 1) against N candidates' features (batch N): embeddings and the interest
-        extractor once, the evolving layer per candidate."""
-        count = tf.shape(next(iter(candidates.values())))[0]
-        return self._score({**context, **candidates}, training=False, rows=count)
-
     def _score(self, features, training, rows=None):
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
         keys, query, side = self.behaviours(embeddings)
-        steps = keys if side is None else tf.concat([keys, side], axis=-1)
+        steps = self.with_side(keys, side)
         states, _ = self.extractor(steps, mask)                                         # h_t: [B, L, d]
         interest, weights = self.evolution({'states': states, 'target': query}, mask)   # h'_T, a_t
         logits = tf.squeeze(self.mlp(self.mlp_input(features, embeddings, interest, rows=rows), training=training),

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
 from rec_models.base import click_outputs
-from rec_models.behavior import BehaviorModel
+from rec_models.behavior import RequestOnceModel
 from rec_models.layers import MLP, AttentionPooling, MaskedMeanPooling, MaskedSumPooling
 from rec_models.registry import register
 
@@ -31,7 +31,7 @@ POOLINGS = ('attention', 'sum', 'mean')
 
 @register('base_model', pooling='sum')
 @register('din')
-class DIN(BehaviorModel):
+class DIN(RequestOnceModel):
     """DIN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}``;
     ``attention_weights`` (``[B, L]``, 0 at padded steps) only with ``pooling='attention'``.
 
@@ -63,14 +63,6 @@ class DIN(BehaviorModel):
             self.pooling = MaskedMeanPooling(name='mean_pooling')
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
 
-    def call(self, features, training=False):
-        return self._score(features, training)
-
-    def rank(self, context, candidates):
-        """One user's features (batch 1) against N candidates' features (batch N), without repeating the user."""
-        count = tf.shape(next(iter(candidates.values())))[0]
-        return self._score({**context, **candidates}, training=False, rows=count)
-
     def _score(self, features, training, rows=None):
         """The outputs for ``features``; with ``rows`` (``rank``), the user and context features have batch 1 and
         are broadcast to the ``rows`` candidates."""
@@ -84,7 +76,7 @@ class DIN(BehaviorModel):
                 attention_inputs['side'] = side
             interest, extra['attention_weights'] = self.pooling(attention_inputs, mask=mask, training=training)
         else:
-            interest = self.pooling(keys if side is None else tf.concat([keys, side], axis=-1), mask=mask)
+            interest = self.pooling(self.with_side(keys, side), mask=mask)
         mlp_input = self.mlp_input(features, embeddings, interest, rows=rows)
         logits = tf.squeeze(self.mlp(mlp_input, training=training), axis=-1)
         return click_outputs(logits, **extra)

@@ -84,7 +84,7 @@ class DSTN(BehaviorModel):
     def call(self, features, training=False):
         embeddings = self.embedding(features, training=training)
         keys, _, side = self.behaviours(embeddings)
-        ads = {'clicked': (keys if side is None else tf.concat([keys, side], axis=-1),
+        ads = {'clicked': (self.with_side(keys, side),
                            self.sequence_mask(features, self.keyed[0]))}
         for kind, group in self.groups.items():
             ads[kind] = self.auxiliary_steps(features, embeddings, group)

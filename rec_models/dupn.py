@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from feature_spec.model_inputs import CATEGORICAL, USER, ModelInputs
 from rec_models.base import click_outputs
-from rec_models.behavior import BehaviorModel
+from rec_models.behavior import RequestOnceModel
 from rec_models.layers import MLP, PeepholeLSTM
 from rec_models.layers.softmax import masked_softmax
 from rec_models.registry import register
@@ -31,7 +31,7 @@ QUERY_GROUP = 'search'
 
 
 @register('dupn')
-class DUPN(BehaviorModel):
+class DUPN(RequestOnceModel):
     """DUPN. ``call(features, training=False) → {'logits', 'probabilities', 'attention_weights'}`` (α, ``[B, L]``,
     0 at padded steps).
 
@@ -65,19 +65,11 @@ class DUPN(BehaviorModel):
     def embedded_inputs(self, inputs: ModelInputs) -> ModelInputs:
         return self.with_auxiliary(inputs, [inputs.auxiliary_group(QUERY_GROUP)], kind=CATEGORICAL)
 
-    def call(self, features, training=False):
-        return self._score(features, training)
-
-    def rank(self, context, candidates):
-        """One request (batch 1) against N candidates: the user representation once, the head per candidate."""
-        count = tf.shape(next(iter(candidates.values())))[0]
-        return self._score({**context, **candidates}, training=False, rows=count)
-
     def _score(self, features, training, rows=None):
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
         keys, _, side = self.behaviours(embeddings)
-        states = self.lstm(keys if side is None else tf.concat([keys, side], axis=-1), mask)      # h_i
+        states = self.lstm(self.with_side(keys, side), mask)      # h_i
         user = tf.concat(self.group_parts(features, embeddings, USER), axis=-1)                   # u
         drivers = tf.concat([embeddings[self.query.name], user], axis=-1)                         # [q, u]
         steps = tf.shape(states)[1]

@@ -133,6 +133,33 @@ def test_searches_have_their_own_stream_and_change_no_other_column(dataset):
         assert np.mean(other[name]['query'] > 0) > np.mean(dataset.splits[name]['query'] > 0) + 0.2
 
 
+def _same_session_share(rows, gap_seconds=1800):
+    """Share of consecutive history behaviours under ``gap_seconds`` apart (the same session) with one category,
+    and that share for behaviours further apart."""
+    category, time = rows['hist_category'], rows['hist_time']
+    splits = np.cumsum(category.row_lengths)[:-1]
+    same, gaps = [], []
+    for c, t in zip(np.split(category.values, splits), np.split(time.values, splits)):
+        same.append(c[1:] == c[:-1])
+        gaps.append(np.diff(t))
+    same, gaps = np.concatenate(same), np.concatenate(gaps)
+    return np.mean(same[gaps < gap_seconds]), np.mean(same[gaps >= gap_seconds])
+
+
+def test_session_focus_makes_sessions_homogeneous_from_its_own_stream(dataset, rows):
+    focused = data.generate(dataclasses.replace(TINY, session_focus=0.8))
+    within, across = _same_session_share(focused.splits['train'])
+    base_within, base_across = _same_session_share(dataset.splits['train'])
+    assert within > base_within + 0.2 and within > across + 0.3
+    assert across < base_across + 0.1   # the focus changes from session to session
+    # The focus draws from its own stream: everything drawn before the categories is unchanged.
+    for column in ('user_id', 'age_bucket', 'gender', 'city', 'request_time', 'hist_time', 'device', 'position'):
+        x, y = dataset.splits['train'][column], focused.splits['train'][column]
+        np.testing.assert_array_equal(x.values if isinstance(x, data.Ragged) else x,
+                                      y.values if isinstance(y, data.Ragged) else y, err_msg=column)
+    assert 0.5 < focused.metadata['bayes_auc'] < 1
+
+
 def test_splits_are_disjoint_and_ordered_in_time(dataset):
     splits = [dataset.splits[name] for name in data.SPLITS]
     assert all(s['click'].size > 0 for s in splits)
@@ -232,6 +259,8 @@ def test_chunks_of_users_give_unique_ids_and_all_rows():
 def test_invalid_config_names_the_knob():
     with pytest.raises(data.ConfigError, match='drift'):
         dataclasses.replace(TINY, drift=1.5).validate()
+    with pytest.raises(data.ConfigError, match='session_focus'):
+        dataclasses.replace(TINY, session_focus=-0.1).validate()
     with pytest.raises(data.ConfigError, match='eval_fraction'):
         dataclasses.replace(TINY, train_fraction=0.95, eval_fraction=0.1).validate()
     with pytest.raises(data.ConfigError, match='num_impressions'):

@@ -1,7 +1,8 @@
 """Command line: generate a synthetic click log and write it.
 
     python -m tfx_pipeline.data --preset default --out data/default [--seed N] [--num_impressions N]
-        [--num_users N] [--drift X] [--formats tfrecord,csv] [--num_shards N]
+        [--num_users N] [--drift X] [--session_focus X]
+        [--formats tfrecord,csv] [--num_shards N]
 
 Prints one JSON line: rows and CTR per split, the Bayes AUC and the seconds taken.
 """
@@ -19,7 +20,8 @@ from tfx_pipeline.data import synthetic, writers
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    overrides = {name: getattr(args, name) for name in ('seed', 'num_impressions', 'num_users', 'drift')
+    overrides = {name: getattr(args, name) for name in ('seed', 'num_impressions', 'num_users', 'drift',
+                                                                        'session_focus')
                  if getattr(args, name) is not None}
     formats = tuple(f for f in args.formats.split(',') if f)
     if not formats or set(formats) - set(writers.FORMATS):
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--num_impressions', type=argtypes.positive_int)
     parser.add_argument('--num_users', type=argtypes.positive_int)
     parser.add_argument('--drift', type=float, help='interest drift ρ per session, in [0, 1]')
+    parser.add_argument('--session_focus', type=float, help='weight σ of each session\'s focus category, in [0, 1]')
     parser.add_argument('--formats', default=','.join(writers.FORMATS), help='comma-separated: tfrecord,csv')
     parser.add_argument('--num_shards', type=argtypes.positive_int, help='shards per split (default: 1 per 100k rows)')
     return parser

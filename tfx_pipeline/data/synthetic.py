@@ -118,6 +118,10 @@ class GeneratorConfig:
     interest_concentration: float = 2.0
     innovation_concentration: float = 1.0
     drift: float = 0.2
+    # Session structure (DSIN): session s focuses on one category f_s ~ π_s and its behaviours, page and relevance
+    # follow (1 − σ) π_s + σ e_{f_s}, σ = session_focus: homogeneous sessions that differ from each other. The focus
+    # is drawn from its own random stream; 0 (off) leaves the data as without it.
+    session_focus: float = 0.0
     # Requests and the production ranker.
     interest_candidate_share: float = 0.6
     preferred_device_prob: float = 0.85
@@ -159,7 +163,7 @@ class GeneratorConfig:
             _check(name, getattr(self, name) > 0, 'must be positive')
         _check('warmup_days', self.warmup_days >= 0, 'must be >= 0')
         _check('behaviors_per_session', self.behaviors_per_session >= 1, 'must be >= 1')
-        for name in ('new_item_fraction', 'new_user_fraction', 'drift', 'interest_candidate_share',
+        for name in ('new_item_fraction', 'new_user_fraction', 'drift', 'session_focus', 'interest_candidate_share',
                      'preferred_device_prob', 'search_session_share'):
             _check(name, 0 <= getattr(self, name) <= 1, 'must lie in [0, 1]')
         _check('train_fraction', 0 < self.train_fraction < 1, 'must lie in (0, 1)')
@@ -222,15 +226,16 @@ def generate_chunks(config: GeneratorConfig) -> Iterator[Dict[str, Split]]:
     request_bounds = (bounds * config.num_requests) // config.num_users
     for k, seed in enumerate(chunk_seeds):
         rng = np.random.Generator(np.random.PCG64(seed))
-        search_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(config.seed,
-                                                                                spawn_key=(_SEARCH_STREAM, k))))
+        search_rng, focus_rng = (np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            config.seed, spawn_key=(stream, k)))) for stream in (_SEARCH_STREAM, _FOCUS_STREAM))
         users = _make_users(config, world, rng, np.arange(bounds[k], bounds[k + 1]))
-        rows = _make_chunk(config, world, users, (rng, search_rng), int(request_bounds[k + 1] - request_bounds[k]),
-                           first_request_id=int(request_bounds[k]))
+        rows = _make_chunk(config, world, users, (rng, search_rng, focus_rng),
+                           int(request_bounds[k + 1] - request_bounds[k]), first_request_id=int(request_bounds[k]))
         yield _split_by_time(config, rows)
 
 
 _SEARCH_STREAM = 2 ** 32 - 1   # spawn key of the searches' streams, apart from the chunks' (0, 1, …)
+_FOCUS_STREAM = 2 ** 32 - 2    # spawn key of the session foci's streams
 
 
 def _num_chunks(config: GeneratorConfig) -> int:
@@ -374,6 +379,18 @@ def _drift_interests(config: GeneratorConfig, world: dict, users: dict, sessions
     return interest
 
 
+def _focus_sessions(config: GeneratorConfig, interest: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each session's interest (1 − σ) π_s + σ e_{f_s} with its focus f_s ~ π_s, σ = ``session_focus``; the drift
+    recursion runs on π, so the next session's focus is drawn anew. σ = 0 returns π and draws nothing."""
+    if config.session_focus == 0:
+        return interest
+    sessions = np.arange(interest.shape[0])
+    focus = _sample_rows(interest, sessions, rng.random(sessions.size))
+    focused = (1 - config.session_focus) * interest
+    focused[sessions, focus] += config.session_focus
+    return focused
+
+
 def _make_behaviors(config: GeneratorConfig, world: dict, sessions: dict, interest: np.ndarray,
                     rng: np.random.Generator) -> dict:
     """The behaviour log, sorted by (user, time).
@@ -407,10 +424,10 @@ def _make_behaviors(config: GeneratorConfig, world: dict, sessions: dict, intere
 def _make_chunk(config: GeneratorConfig, world: dict, users: dict, rngs: tuple, num_requests: int,
                 first_request_id: int) -> Split:
     """All impressions of one chunk of users, ordered by (request_time, request_id, position). ``rngs``: the chunk's
-    stream and its searches' stream."""
-    rng, search_rng = rngs
+    stream, its searches' stream and its session foci's stream."""
+    rng, search_rng, focus_rng = rngs
     sessions = _make_sessions(config, users, rng)
-    interest = _drift_interests(config, world, users, sessions, rng)
+    interest = _focus_sessions(config, _drift_interests(config, world, users, sessions, rng), focus_rng)
     behaviors = _make_behaviors(config, world, sessions, interest, rng)
     requests = _make_requests(config, users, behaviors, rng, num_requests)
     items = _make_pages(config, world, interest, requests, rng)

@@ -4,6 +4,7 @@ test_auc, gauc, logloss, fraction_of_ceiling, examples_per_s, params, …), then
     python benchmarks/family.py --family interaction --preset default     # make bench FAMILY=interaction
     python benchmarks/family.py --family interaction --preset small --models lr fm fnn_fm_init
     python benchmarks/family.py --family sequence --models din dien --data '{"drift": 0.6}'
+    python benchmarks/family.py --family sequence --models base_model din dsin --data '{"session_focus": 0.8}'
 
 Every model is trained the same way (the Trainer's settings below, the family's shared hyper-parameters, each
 model taking those it accepts: LR has no embedding width) on the same data, generated (``--preset`` with the

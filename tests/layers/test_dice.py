@@ -63,3 +63,15 @@ def test_config_round_trip():
     layer = Dice(epsilon=1e-6, momentum=0.9)
     clone = Dice.from_config(layer.get_config())
     assert (clone.epsilon, clone.momentum) == (1e-6, 0.9)
+
+
+def test_masked_statistics_are_accurate_for_offset_activations():
+    """The one-pass E[s²] − E[s]² keeps the variance to 1e-3 for pre-activations a few deviations off zero."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(4.0, 0.5, size=(256, 50, 8)).astype(np.float32)
+    mask = np.arange(50)[None] < rng.integers(1, 51, size=(256, 1))
+    layer = _layer(8)
+    layer(x, training=True, mask=mask)
+    valid = x[mask].astype(np.float64)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.01 * valid.mean(0), rtol=1e-5)
+    np.testing.assert_allclose((layer.moving_variance.numpy() - 0.99) / 0.01, valid.var(0), rtol=1e-3)

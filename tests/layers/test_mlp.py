@@ -44,3 +44,20 @@ def test_unknown_activation_and_config_round_trip():
     config = MLP((8, 4), activation='dice', dropout=0.1, output_units=1).get_config()
     clone = MLP.from_config(config)
     assert (clone.hidden_units, clone.activation, clone.dropout, clone.output_units) == ((8, 4), 'dice', 0.1, 1)
+
+
+def test_input_batch_norm_normalises_with_batch_statistics_in_training_only():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    scaled = (x * np.array([100.0, 2.0, 5.0]) + np.array([7.0, -3.0, 0.0])).astype(np.float32)
+    mlp = MLP((8,), activation='prelu', output_units=1, input_batch_norm=True)
+    # In training each channel is standardised by the batch: a per-channel affine change of the input is undone.
+    np.testing.assert_allclose(mlp(scaled, training=True).numpy(), mlp(x, training=True).numpy(), rtol=1e-3,
+                               atol=1e-3)
+    # In inference the moving statistics apply: one example's output does not depend on its batch.
+    np.testing.assert_allclose(mlp(scaled[:1]).numpy(), mlp(scaled).numpy()[:1], rtol=1e-5)
+    assert not np.allclose(mlp(scaled).numpy(), mlp(x).numpy(), atol=1e-3)
+    plain = MLP((8,), activation='prelu', output_units=1)
+    plain(x)
+    assert len(mlp.weights) == len(plain.weights) + 4   # γ, β and the two moving statistics
+    assert MLP.from_config(mlp.get_config()).input_batch_norm

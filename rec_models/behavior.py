@@ -153,7 +153,6 @@ class BehaviorModel(RankingModel):
         return logs
 
 
-
 class RequestOnceModel(BehaviorModel):
     """A behaviour model whose outputs come from ``_score(features, training, rows=None)``. ``call`` scores a batch;
     ``rank(context, candidates)`` scores one request (features of batch 1) against N candidates (batch N) with
@@ -169,6 +168,7 @@ class RequestOnceModel(BehaviorModel):
 
     def _score(self, features, training, rows=None):
         raise NotImplementedError
+
 
 def next_behaviour_loss(states, keys, mask, item_ids):
     """DIEN's auxiliary loss (eq. 1; also DMIN's): each state h_t against the next behaviour e_{t+1} and a

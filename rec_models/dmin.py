@@ -70,7 +70,7 @@ class DMIN(BehaviorModel):
         lengths = features[self.model_inputs.sequence_length]
         mask = self.sequence_mask(features, self.keyed[0])
         keys, query, side = self.behaviours(embeddings)
-        refined, _ = self.refiner(self.with_side(keys, side), mask)   # Z
+        refined, _ = self.refiner(self.with_side(keys, side), mask)                                  # Z
         heads, _ = self.extractor(refined, mask, joined=False)                                       # I_·h
         positions = tf.gather(self.positions, recency_ranks(lengths, self.keyed[0].max_length))
         p = positions if side is None else tf.concat([positions, side], axis=-1)                     # p_j

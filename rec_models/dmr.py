@@ -16,7 +16,7 @@ An Embedding&MLP ranker whose input also carries two measures of user-to-item re
 * **Item-to-Item network**: â_t = ẑᵀ tanh(Ŵ_c e_c + Ŵ_p p_t + Ŵ_e e_t + b̂) (additive attention with the
   target e_c), α̂_t = softmax_t(â_t); its outputs are the weighted sum û = Σ_t α̂_t e_t, the relevance
   r̂ = Σ_t â_t (the scores before the softmax) and the target embedding (in the item group of the MLP's input).
-* MLP: [user profile, Σ_t e_t (sum-pooled behaviours), û, r, r̂, target item, context] through PReLU layers,
+* MLP: [user profile, Σ_t [e_t, s_t] (sum-pooled behaviours), û, r, r̂, target item, context] through PReLU layers,
   the input batch-normalised first as in the authors' code (its ``build_fcn_net``, DIEN's, starts with a batch
   normalisation of the input). Measured on the default synthetic data set (README, "The behaviour-sequence
   family"): without it the PReLU tower trains on inputs of very different scales (raw sums over 50 behaviours,
@@ -114,7 +114,7 @@ class DMR(BehaviorModel):
         weights = masked_softmax(scores, mask)
         valid = tf.cast(mask, tf.float32)
         behaviours = self.with_side(keys, side)                                                   # [e_t, s_t]
-        interest = tf.concat([tf.einsum('bl,bld->bd', valid, behaviours),                           # Σ_t e_t
+        interest = tf.concat([tf.einsum('bl,bld->bd', valid, behaviours),                           # Σ_t
                               tf.einsum('bl,bld->bd', weights, behaviours),                         # û
                               relevance[:, tf.newaxis],                                             # r
                               tf.reduce_sum(scores * valid, axis=1, keepdims=True)], axis=-1)       # r̂

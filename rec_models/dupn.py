@@ -69,7 +69,7 @@ class DUPN(RequestOnceModel):
         embeddings = self.embedding(features, training=training)
         mask = self.sequence_mask(features, self.keyed[0])
         keys, _, side = self.behaviours(embeddings)
-        states = self.lstm(self.with_side(keys, side), mask)      # h_i
+        states = self.lstm(self.with_side(keys, side), mask)                                      # h_i
         user = tf.concat(self.group_parts(features, embeddings, USER), axis=-1)                   # u
         drivers = tf.concat([embeddings[self.query.name], user], axis=-1)                         # [q, u]
         steps = tf.shape(states)[1]

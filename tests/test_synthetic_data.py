@@ -146,7 +146,7 @@ def _same_session_share(rows, gap_seconds=1800):
     return np.mean(same[gaps < gap_seconds]), np.mean(same[gaps >= gap_seconds])
 
 
-def test_session_focus_makes_sessions_homogeneous_from_its_own_stream(dataset, rows):
+def test_session_focus_makes_sessions_homogeneous_from_its_own_stream(dataset):
     focused = data.generate(dataclasses.replace(TINY, session_focus=0.8))
     within, across = _same_session_share(focused.splits['train'])
     base_within, base_across = _same_session_share(dataset.splits['train'])

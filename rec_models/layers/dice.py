@@ -56,9 +56,9 @@ class Dice(tf.keras.layers.Layer):
         """Per-channel mean and (biased) variance over all axes but the last, valid positions only.
 
         With a mask, both come from two matrix-vector products, Σ w·s and Σ w·s² with w the 0/1 mask, as
-        E[s²] − E[s]²: one pass over the activations instead of the four of a masked two-pass variance (Dice's
-        batch statistics cost DIN's activation unit more than its matrix products). s is a pre-activation of
-        order 1, so the cancellation of the one-pass form is far below the ε added to the variance.
+        E[s²] − E[s]²: one pass over the activations instead of the four of a masked two-pass variance. s is a
+        pre-activation of order 1, so the cancellation of the one-pass form stays far below the ε added to the
+        variance (tested for activations eight deviations off zero).
         """
         if mask is None:
             return tf.nn.moments(x, axes=list(range(x.shape.rank - 1)))

@@ -1,14 +1,17 @@
 """The fully connected tower of the Embedding&MLP family (DIN §4.2, DeepFM's deep component).
 
-    h_0 = x (or BN(x) with ``input_batch_norm``),   h_{l+1} = dropout(σ(h_l · W_l + b_l)),   output = h_n · W_out + b_out   (if ``output_units``)
+    h_0 = x (BN(x) with ``input_batch_norm``),   h_{l+1} = dropout(σ(h_l · W_l + b_l)),
+    output = h_n · W_out + b_out   (if ``output_units``)
 
 σ is ReLU, LeakyReLU (α = 0.2, BST's choice), tanh (FNN's choice), PReLU (f(s) = s if s > 0 else α·s, α per
-channel) or Dice (:mod:`rec_models.layers.dice`). ``input_batch_norm`` batch-normalises the input first, as the
-DIN/DIEN/DMR authors' code does before its fully connected net (``build_fcn_net``): it puts the raw pooled sums,
-relevance scores and numerics on one scale, which a PReLU or LeakyReLU tower (unlike Dice, which normalises every
-layer) does not do itself. Its moving statistics use momentum 0.9 (about the last ten batches) rather than Keras'
-0.99, so that a briefly trained model does not serve with statistics still close to their initial values. The layer works on ``[..., d]`` inputs; a mask over the leading
+channel) or Dice (:mod:`rec_models.layers.dice`). The layer works on ``[..., d]`` inputs; a mask over the leading
 axes is passed on to Dice so that its batch statistics only see valid positions.
+
+``input_batch_norm`` batch-normalises the input first, as the DIN/DIEN/DMR authors' code does before its fully
+connected net (``build_fcn_net``): it puts the raw pooled sums, relevance scores and numerics on one scale, which a
+PReLU or LeakyReLU tower (unlike Dice, which normalises every layer) does not do itself. Its moving statistics use
+momentum 0.9 (about the last ten batches) rather than Keras' 0.99, so that a briefly trained model does not serve
+with statistics still close to their initial values.
 """
 
 import tensorflow as tf
@@ -56,7 +59,8 @@ class MLP(tf.keras.layers.Layer):
         self.dropout = dropout
         self.output_units = output_units
         self.input_batch_norm = input_batch_norm
-        self.input_norm = tf.keras.layers.BatchNormalization(momentum=0.9, name='input_norm') if input_batch_norm else None
+        self.input_norm = (tf.keras.layers.BatchNormalization(momentum=0.9, name='input_norm')
+                           if input_batch_norm else None)
         self.dense_layers = [tf.keras.layers.Dense(units) for units in self.hidden_units]
         self.dropout_layers = [tf.keras.layers.Dropout(dropout) for _ in self.hidden_units]
         self.output_layer = tf.keras.layers.Dense(output_units) if output_units else None

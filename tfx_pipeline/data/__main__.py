@@ -20,9 +20,8 @@ from tfx_pipeline.data import synthetic, writers
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    overrides = {name: getattr(args, name) for name in ('seed', 'num_impressions', 'num_users', 'drift',
-                                                                        'session_focus')
-                 if getattr(args, name) is not None}
+    knobs = ('seed', 'num_impressions', 'num_users', 'drift', 'session_focus')
+    overrides = {name: getattr(args, name) for name in knobs if getattr(args, name) is not None}
     formats = tuple(f for f in args.formats.split(',') if f)
     if not formats or set(formats) - set(writers.FORMATS):
         parser.error(f'argument --formats: {args.formats!r} is not a comma-separated subset of {writers.FORMATS}')

@@ -11,7 +11,7 @@ export TF_USE_LEGACY_KERAS := 1
 export PIP_IGNORE_REQUIRES_PYTHON := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test bench bench_deepctr models clean
+.PHONY: install demo test test-fast test-all bench bench_deepctr models clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,28 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m tfx_pipeline run --config $(CONFIG) --set training.model=$(MODEL) --set name=$(MODEL)
 
+# make test: everything but the tests marked slow (under 30 minutes on 2 cores); make test-fast: no pipeline or
+# Transform run either, and the registry-wide tests for one model of each family and kind (a few minutes, the inner
+# loop); make test-all: every test.
 test: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not pipeline and not every_model" $(PYTEST_ARGS) tests
+
+test-all: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 # `make bench FAMILY=interaction` trains a whole model family on one data set (one JSON line per model, then a
 # table); without FAMILY, the training and serving benchmarks of MODEL.
-bench: install
-ifdef FAMILY
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	touch $@
+
+bench: install $(VENV)/.bench-installed
+ifeq ($(FAMILY),multitask)
+	$(PY) benchmarks/multitask.py $(BENCH_ARGS)
+else ifdef FAMILY
 	$(PY) benchmarks/family.py --family $(FAMILY) $(BENCH_ARGS)
 else
 	$(PY) benchmarks/train_throughput.py --model $(MODEL)

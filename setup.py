@@ -32,7 +32,7 @@ setup(
     ],
     extras_require={
         'dev': ['pytest>=8', 'pytest-timeout>=2'],
-        'bench': [],
+        'bench': ['matplotlib==3.10.9'],   # the benchmarks' plots
     },
     entry_points={'console_scripts': ['recsys-pipeline=tfx_pipeline.__main__:main']},
 )

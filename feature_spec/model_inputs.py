@@ -12,6 +12,8 @@ Tensor conventions of the transformed features a model receives (``features[name
 * ``sequence``: int64 ``[B, max_length]``: the most recent ``max_length`` behaviours in time order (oldest
     first), left-aligned, padded with 0 at the end. The number of valid steps is the int64 ``[B]`` feature named
     by :attr:`ModelInputs.sequence_length`; step ``j`` is valid iff ``j < length``.
+* training-only inputs (:attr:`ModelInputs.training_only`: the spec's ``position`` and ``privileged`` columns),
+    categorical or numeric as above, are in the features in training and evaluation but never at serving.
 * ``session`` (only in :attr:`ModelInputs.sessions`, when the spec divides the behaviours into sessions): int64
     ``[B, max_sessions · max_length]``, the same behaviours in DSIN's session layout (:mod:`feature_spec.sessions`);
     step t of session k is valid iff t < ``lengths[:, k]``, the int64 ``[B, max_sessions]`` feature named by
@@ -32,6 +34,11 @@ BEHAVIOR = 'behavior'
 ITEM = 'item'
 CONTEXT = 'context'
 GROUPS = (USER, BEHAVIOR, ITEM, CONTEXT)
+# The groups of the training-only inputs: the spec's kinds of them.
+POSITION = 'position'
+PRIVILEGED = 'privileged'
+# The label role of the primary label, which every ranking model predicts.
+CLICK_ROLE = 'click'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +48,8 @@ class InputField:
     Attributes:
         name: the transformed feature's name (the key in the features dict).
         kind: ``categorical``, ``numeric`` or ``sequence``.
-        group: ``user``, ``behavior``, ``item`` or ``context``, or the name of an auxiliary group.
+        group: ``user``, ``behavior``, ``item`` or ``context``, the name of an auxiliary group, or, for a
+            training-only input, its spec kind (``position`` or ``privileged``).
         table: name of the embedding table; features sharing a vocabulary share a table (``item_id`` and
             ``hist_item_id`` both use table ``item_id``). None for numeric inputs.
         vocab_size: rows of that table, index 0 included. 0 for numeric inputs.
@@ -50,6 +58,9 @@ class InputField:
         query: for a behaviour sequence, the name of the target feature it is compared with in attention
             (``hist_category`` → ``category``); None for behaviour side information that has no target counterpart
             (time-gap bucket, behaviour type) and for non-sequence inputs.
+        label_rates: for a training-only position, the primary label's rate in the training data per id (index 0,
+            padding, and ids never seen: 0), as Transform counted it; None for every other input.
+        first_id: for a training-only position, the id of the first (top) position; None otherwise.
     """
     name: str
     kind: str
@@ -59,6 +70,13 @@ class InputField:
     embedding_dim: int = 0
     max_length: Optional[int] = None
     query: Optional[str] = None
+    label_rates: Optional[Tuple[float, ...]] = None
+    first_id: Optional[int] = None
+
+    @classmethod
+    def from_dict(cls, config: dict) -> 'InputField':
+        rates = config.get('label_rates')
+        return cls(**{**config, 'label_rates': None if rates is None else tuple(rates)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +103,8 @@ class SessionInputs:
 
     @classmethod
     def from_dict(cls, config: dict) -> 'SessionInputs':
-        return cls(tuple(InputField(**f) for f in config['fields']), config['max_sessions'], config['length_feature'])
+        return cls(tuple(InputField.from_dict(f) for f in config['fields']), config['max_sessions'],
+                   config['length_feature'])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,20 +121,24 @@ class AuxiliaryInputs:
 
     @classmethod
     def from_dict(cls, config: dict) -> 'AuxiliaryInputs':
-        return cls(config['name'], tuple(InputField(**f) for f in config['fields']), config['length_feature'])
+        return cls(config['name'], tuple(InputField.from_dict(f) for f in config['fields']), config['length_feature'])
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelInputs:
     """All transformed model inputs, the spec's feature crosses, the names of the length feature and the labels,
-    the session layout of the behaviours when the spec divides them (``sessions``) and the spec's auxiliary groups
-    (``auxiliary``); only the models that read sessions or an auxiliary group look at them."""
+    the session layout of the behaviours when the spec divides them (``sessions``), the spec's auxiliary groups
+    (``auxiliary``) and its training-only inputs (``training_only``: positions, privileged features); only the models
+    that read sessions, an auxiliary group or a training-only input look at them. ``label_roles`` says which label
+    plays which role (``click``, ``conversion``, …) for the models with several heads."""
     fields: Tuple[InputField, ...]
     sequence_length: Optional[str] = None
     labels: Tuple[str, ...] = ('click',)
     crosses: Tuple[FeatureCross, ...] = ()
     sessions: Optional[SessionInputs] = None
     auxiliary: Tuple[AuxiliaryInputs, ...] = ()
+    training_only: Tuple[InputField, ...] = ()
+    label_roles: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -127,6 +150,19 @@ class ModelInputs:
             if field.name == name:
                 return field
         raise KeyError(f'no model input named {name!r}; inputs are {[f.name for f in self.fields]}')
+
+    def label_for(self, role: str) -> str:
+        """The label that plays ``role`` (``click``: the primary label unless the spec names another); KeyError naming
+        the spec's ``label_roles`` section when no label does."""
+        roles = {CLICK_ROLE: self.label, **dict(self.label_roles)}
+        if role not in roles:
+            raise KeyError(f'the feature spec gives no label the role {role!r}: add "label_roles: {{{role}: <label '
+                           f'column>}}" (roles: {roles})')
+        return roles[role]
+
+    def training_inputs(self, group: str) -> Tuple[InputField, ...]:
+        """The training-only inputs of ``group`` (:data:`POSITION` or :data:`PRIVILEGED`)."""
+        return tuple(f for f in self.training_only if f.group == group)
 
     def auxiliary_group(self, name: str) -> AuxiliaryInputs:
         """The auxiliary group ``name``; KeyError naming the groups there are."""
@@ -164,14 +200,18 @@ class ModelInputs:
                 'labels': list(self.labels),
                 'crosses': [{**dataclasses.asdict(c), 'columns': list(c.columns)} for c in self.crosses],
                 'sessions': self.sessions.to_dict() if self.sessions else None,
-                'auxiliary': [group.to_dict() for group in self.auxiliary]}
+                'auxiliary': [group.to_dict() for group in self.auxiliary],
+                'training_only': [dataclasses.asdict(f) for f in self.training_only],
+                'label_roles': dict(self.label_roles)}
 
     @classmethod
     def from_dict(cls, config: dict) -> 'ModelInputs':
         crosses = tuple(FeatureCross(c['name'], tuple(c['columns']), c['hash_buckets'])
                         for c in config.get('crosses', ()))
         sessions = SessionInputs.from_dict(config['sessions']) if config.get('sessions') else None
-        return cls(fields=tuple(InputField(**f) for f in config['fields']),
+        return cls(fields=tuple(InputField.from_dict(f) for f in config['fields']),
                    sequence_length=config.get('sequence_length'), labels=tuple(config.get('labels', ('click',))),
                    crosses=crosses, sessions=sessions,
-                   auxiliary=tuple(AuxiliaryInputs.from_dict(g) for g in config.get('auxiliary', ())))
+                   auxiliary=tuple(AuxiliaryInputs.from_dict(g) for g in config.get('auxiliary', ())),
+                   training_only=tuple(InputField.from_dict(f) for f in config.get('training_only', ())),
+                   label_roles=tuple(sorted((config.get('label_roles') or {}).items())))

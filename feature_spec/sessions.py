@@ -1,5 +1,6 @@
-"""DSIN's session division (Feng et al., *Deep Session Interest Network*, IJCAI 2019, §4.1; seed ``003``), as
-Transform computes it from the spec's ``behavior.sessions`` (:class:`~feature_spec.spec.Sessions`).
+"""DSIN's session division (Feng et al., *Deep Session Interest Network for Click-Through Rate Prediction*,
+IJCAI 2019, §4.1), as Transform computes it from the spec's ``behavior.sessions``
+(:class:`~feature_spec.spec.Sessions`).
 
 The behaviours of a row, oldest first, with times t_1 ≤ … ≤ t_n: step j starts a new session when j = 1 or
 t_j − t_{j−1} > ``gap_seconds`` (30 minutes in the paper). Sessions are counted from the newest (rank 0); the K =

@@ -21,11 +21,19 @@ One YAML file per data set describes every column (see ``feature_spec/specs/synt
                       transform: {type: time_gap, reference: request_time}}
       unclicked_item_id: {kind: id_sequence, group: unclicked, transform: {type: vocabulary, vocabulary: item_id}}
       click:        {kind: label}
+      position:     {kind: position, transform: vocabulary}          # training only, like privileged columns
+      page_dwell:   {kind: privileged, transform: log}
     crosses:                            # Wide&Deep's wide part: hashed cross products of categorical features
       age_x_category: {columns: [age_bucket, category], hash_buckets: 1000}
+    label_roles:                        # which label plays which role for the multi-task models
+      {click: click, conversion: purchase, relevance: click_if_examined}
+    negative_sampling_rate: 0.1         # the training data kept 10% of its negatives: served scores are calibrated
 
 The key of a column entry is the name of the transformed output; ``source`` names the raw column (default: the
-key), so one raw column can feed several outputs. A column of an ``auxiliary`` group is left out of
+key), so one raw column can feed several outputs. ``position`` and ``privileged`` columns are model inputs at training
+time only (:attr:`Column.training_only`): never served. ``label_roles`` names the label (or, for evaluation only, the
+ground-truth column) a model asks for by role: ``click`` is the first label unless named. A column of an
+``auxiliary`` group is left out of
 :attr:`ModelInputs.fields <feature_spec.model_inputs.ModelInputs.fields>` (the inputs every model reads) and put in
 :attr:`ModelInputs.auxiliary <feature_spec.model_inputs.ModelInputs.auxiliary>`, so adding one changes no model
 that does not ask for it; its sequences keep the group's ``max_length`` and write their length to the group's
@@ -52,12 +60,17 @@ POSITION = 'position'
 WEIGHT = 'weight'
 GROUND_TRUTH = 'ground_truth'
 KEY = 'key'
-KINDS = (CATEGORICAL, NUMERIC, ID_SEQUENCE, TIMESTAMP, LABEL, POSITION, WEIGHT, GROUND_TRUTH, KEY)
+PRIVILEGED = 'privileged'
+KINDS = (CATEGORICAL, NUMERIC, ID_SEQUENCE, TIMESTAMP, LABEL, POSITION, PRIVILEGED, WEIGHT, GROUND_TRUTH, KEY)
 
+# Model inputs known at training time only: the position an item was shown at, and privileged features (known
+# only after the fact, e.g. a reading of the dwell on the item page). They reach the model through
+# ``ModelInputs.training_only``, never the serving signature.
+TRAINING_ONLY_KINDS = (POSITION, PRIVILEGED)
 # Kinds that are never sent to a served model.
-NON_SERVING_KINDS = (LABEL, POSITION, WEIGHT, GROUND_TRUTH, KEY)
+NON_SERVING_KINDS = (LABEL, POSITION, PRIVILEGED, WEIGHT, GROUND_TRUTH, KEY)
 # Kinds whose column becomes a model input through its transform (a timestamp only when it has one).
-FEATURE_KINDS = (CATEGORICAL, NUMERIC, ID_SEQUENCE, TIMESTAMP, POSITION)
+FEATURE_KINDS = (CATEGORICAL, NUMERIC, ID_SEQUENCE, TIMESTAMP, POSITION, PRIVILEGED)
 
 # Transforms and the options each accepts (option → default; REQUIRED marks a mandatory option).
 REQUIRED = object()
@@ -85,10 +98,13 @@ TRANSFORMS_BY_KIND = {
     ID_SEQUENCE: ('vocabulary', 'hash'),
     TIMESTAMP: ('time_gap',),
     POSITION: ('vocabulary', 'bucketize'),
+    PRIVILEGED: ('log', 'zscore', 'bucketize', 'vocabulary', 'hash'),
 }
 DTYPES = ('int64', 'float32', 'string')
 DEFAULT_DTYPE = {CATEGORICAL: 'int64', NUMERIC: 'float32', ID_SEQUENCE: 'int64', TIMESTAMP: 'int64',
-                 LABEL: 'int64', POSITION: 'int64', WEIGHT: 'float32', GROUND_TRUTH: 'float32', KEY: 'int64'}
+                 LABEL: 'int64', POSITION: 'int64', PRIVILEGED: 'float32', WEIGHT: 'float32', GROUND_TRUTH: 'float32',
+                 KEY: 'int64'}
+CLICK_ROLE = 'click'   # the role of the primary label, which every ranking model predicts
 COLUMN_OPTIONS = ('kind', 'group', 'source', 'transform', 'embedding_dim', 'sequence', 'dtype', 'description')
 
 
@@ -122,6 +138,11 @@ class Column:
     def is_feature(self) -> bool:
         """Whether the column becomes a model input (positions are, but only in training)."""
         return self.kind in FEATURE_KINDS and self.transform is not None
+
+    @property
+    def training_only(self) -> bool:
+        """Whether the column is a model input at training time only (a position or a privileged feature)."""
+        return self.kind in TRAINING_ONLY_KINDS
 
     @property
     def is_id(self) -> bool:
@@ -192,8 +213,14 @@ class FeatureSpec:
     behavior: Optional[Behavior]
     default_embedding_dim: int
     gauc_group: Optional[str] = None
+    # The key that groups one request's impressions (NDCG per request).
+    request_group: Optional[str] = None
     crosses: Tuple[model_inputs.FeatureCross, ...] = ()
     auxiliary: Tuple[AuxiliaryGroup, ...] = ()
+    label_roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # w: the rate at which the training data's negatives were kept (1: not down-sampled); served probabilities are
+    # calibrated back, q = p / (p + (1 − p) / w).
+    negative_sampling_rate: float = 1.0
     path: str = '<memory>'
 
     def __getitem__(self, name: str) -> Column:
@@ -229,6 +256,19 @@ class FeatureSpec:
         return tuple(c.name for c in self.of_kind(LABEL))
 
     @property
+    def roles(self) -> Dict[str, str]:
+        """``{role: label column}``: the spec's ``label_roles``, with ``click`` the primary label unless named."""
+        return {CLICK_ROLE: self.labels[0], **self.label_roles}
+
+    def label_for(self, role: str) -> str:
+        """The label column that plays ``role``; SpecError naming the ``label_roles`` section when none does."""
+        try:
+            return self.roles[role]
+        except KeyError:
+            raise SpecError(f'{self.path}: label_roles.{role}: no label is given the role {role!r} (roles: '
+                            f'{self.roles})') from None
+
+    @property
     def raw_columns(self) -> Tuple[str, ...]:
         """Every raw column the spec reads, once each, in spec order."""
         return tuple(dict.fromkeys(
@@ -238,7 +278,7 @@ class FeatureSpec:
     @property
     def serving_columns(self) -> Tuple[str, ...]:
         """The raw columns a served model needs: the sources of every feature, less training-only ones."""
-        needed = [c for c in self.columns if c.is_feature and c.kind != POSITION]
+        needed = [c for c in self.columns if c.is_feature and not c.training_only]
         names = [c.source for c in needed]
         names += [c.transform['reference'] for c in needed if c.transform.type == 'time_gap']
         return tuple(dict.fromkeys(names))
@@ -251,7 +291,7 @@ class FeatureSpec:
         Raises:
             SpecError: a raw column feeds both an item feature and a feature of another group.
         """
-        needed = [c for c in self.columns if c.is_feature and c.kind != POSITION]
+        needed = [c for c in self.columns if c.is_feature and not c.training_only]
         items = tuple(dict.fromkeys(c.source for c in needed if c.group == model_inputs.ITEM))
         for column in needed:
             if column.group != model_inputs.ITEM and column.source in items:
@@ -290,7 +330,8 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
     if not isinstance(raw, Mapping):
         raise SpecError(f'{path}: a feature spec is a mapping with "name" and "columns"')
     _check_keys(raw, ('name', 'description', 'defaults', 'behavior', 'auxiliary', 'vocabularies', 'columns',
-                      'gauc_group', 'crosses'), path, 'top level')
+                      'gauc_group', 'request_group', 'crosses', 'label_roles', 'negative_sampling_rate'), path,
+                'top level')
     defaults = raw.get('defaults') or {}
     _check_keys(defaults, ('embedding_dim',), path, 'defaults')
     default_dim = _positive_int(defaults.get('embedding_dim', 8), path, 'defaults.embedding_dim')
@@ -310,9 +351,11 @@ def parse(raw: Mapping[str, Any], path: str = '<memory>') -> FeatureSpec:
                             length_feature=str(raw['behavior'].get('length_feature', 'hist_length')),
                             sessions=_parse_sessions(raw['behavior'].get('sessions'), path))
     spec = FeatureSpec(name=str(raw.get('name', os.path.basename(path))), columns=columns,
-                       gauc_group=raw.get('gauc_group'),
+                       gauc_group=raw.get('gauc_group'), request_group=raw.get('request_group'),
                        vocabularies=_complete_vocabularies(columns, vocabularies, path), behavior=behavior,
-                       default_embedding_dim=default_dim, auxiliary=auxiliary, path=path)
+                       default_embedding_dim=default_dim, auxiliary=auxiliary, path=path,
+                       label_roles=dict(_mapping(raw.get('label_roles'), path, 'label_roles')),
+                       negative_sampling_rate=_rate(raw.get('negative_sampling_rate', 1.0), path))
     _check_references(spec)
     crosses = tuple(_parse_cross(spec, name, options)
                     for name, options in _mapping(raw.get('crosses'), path, 'crosses'))
@@ -356,7 +399,7 @@ def _mapping(value: Any, path: str, where: str):
 def crossable(column: Column) -> bool:
     """Whether a column can be part of a feature cross: a served, non-sequence feature of a shared group with one id
     per example."""
-    return (column.is_feature and column.is_id and not column.sequence and column.kind != POSITION
+    return (column.is_feature and column.is_id and not column.sequence and not column.training_only
             and column.group in model_inputs.GROUPS)
 
 
@@ -398,7 +441,7 @@ def _parse_column(name: str, options: Any, path: str, groups: Tuple[str, ...] = 
         raise SpecError(f'{path}: {where}.dtype: unknown dtype {dtype!r}; known: {", ".join(DTYPES)}')
     transform = _parse_transform(kind, options.get('transform'), path, where)
     group = options.get('group')
-    if transform is not None and kind != POSITION and group not in groups:
+    if transform is not None and kind not in TRAINING_ONLY_KINDS and group not in groups:
         raise SpecError(f'{path}: {where}.group: {group!r} is not one of {", ".join(groups)}')
     sequence = bool(options.get('sequence', kind == ID_SEQUENCE))
     if sequence and group in model_inputs.GROUPS and group != model_inputs.BEHAVIOR:
@@ -500,13 +543,24 @@ def _check_references(spec: FeatureSpec) -> None:
         clashes = sorted(set(derived) & set(names)) or sorted({n for n in derived if derived.count(n) > 1})
         if clashes:
             raise SpecError(f'{spec.path}: behavior.sessions: the session features {clashes} clash with other names')
-    if spec.gauc_group is not None and spec.gauc_group not in spec.raw_columns:
-        raise SpecError(f'{spec.path}: gauc_group: {spec.gauc_group!r} is not a column of the spec')
+    for key in ('gauc_group', 'request_group'):
+        value = getattr(spec, key)
+        if value is not None and value not in spec.raw_columns:
+            raise SpecError(f'{spec.path}: {key}: {value!r} is not a column of the spec')
     if not spec.labels:
         raise SpecError(f'{spec.path}: columns: the spec has no column of kind "label"')
+    for column in spec.of_kind(PRIVILEGED):
+        if column.sequence or column.group is not None:
+            raise SpecError(f'{spec.path}: columns.{column.name}: a privileged feature is one value per example and '
+                            'belongs to no group')
     for kind in (POSITION, WEIGHT):
         if len(spec.of_kind(kind)) > 1:
             raise SpecError(f'{spec.path}: columns: at most one column of kind {kind!r}')
+    evaluation_labels = spec.labels + tuple(c.name for c in spec.of_kind(GROUND_TRUTH))
+    for role, label in spec.label_roles.items():
+        if label not in evaluation_labels:
+            raise SpecError(f'{spec.path}: label_roles.{role}: {label!r} is not a column of kind "label" or '
+                            f'"ground_truth" (those are: {", ".join(evaluation_labels)})')
 
 
 def _check_keys(mapping: Any, allowed: Tuple[str, ...], path: str, where: str) -> None:
@@ -515,6 +569,12 @@ def _check_keys(mapping: Any, allowed: Tuple[str, ...], path: str, where: str) -
     unknown = [k for k in mapping if k not in allowed]
     if unknown:
         raise SpecError(f'{path}: {where}: unknown option {unknown[0]!r}; allowed: {", ".join(allowed)}')
+
+
+def _rate(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise SpecError(f'{path}: negative_sampling_rate must be a number in (0, 1], got {value!r}')
+    return float(value)
 
 
 def _positive_int(value: Any, path: str, where: str) -> int:

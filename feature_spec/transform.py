@@ -54,9 +54,31 @@ def build_preprocessing_fn(spec: spec_lib.FeatureSpec) -> Callable[[Dict[str, tf
                 outputs.update(_session_features(spec, raw, outputs, sequences))
         for column in spec.of_kind(spec_lib.LABEL, spec_lib.WEIGHT):
             outputs[column.name] = tf.cast(raw.get(column.source, column), tf.float32)
+        for column in spec.of_kind(spec_lib.POSITION):
+            if column.is_feature:
+                _count_labels_by_id(outputs[column.name], outputs[spec.labels[0]], column.name)
         return outputs
 
     return preprocessing_fn
+
+
+def position_count_file(position: str) -> str:
+    """The name of the vocabulary file holding the training examples per id of the position feature ``position``."""
+    return f'{position}__examples'
+
+
+def position_label_file(position: str) -> str:
+    """The name of the vocabulary file holding the primary label's sum per id of the position feature ``position``."""
+    return f'{position}__labels'
+
+
+def _count_labels_by_id(ids, label, position: str) -> None:
+    """Counts the training examples and their labels per position id into two ``<count> <id>`` vocabulary files
+    (:func:`position_count_file`, :func:`position_label_file`): the position CTR of the adversarial bias net and of
+    COEC, from which :func:`feature_spec.resolve.position_rates` divides one by the other."""
+    key = tf.strings.as_string(ids)
+    tft.vocabulary(key, vocab_filename=position_count_file(position), store_frequency=True)
+    tft.vocabulary(key, weights=label, vocab_filename=position_label_file(position), store_frequency=True)
 
 
 def _session_features(spec: spec_lib.FeatureSpec, raw, outputs, sequences) -> Dict[str, tf.Tensor]:

@@ -8,18 +8,17 @@
 
 A model's hyper-parameters are the keyword parameters of its constructor and of its bases' constructors within
 ``rec_models`` (``inputs`` and ``frequencies`` excepted). ``validate`` rejects an unknown name or hyper-parameter
-before any work is done. This module imports TensorFlow only when a model is first looked up: the model modules
-listed in ``MODEL_MODULES`` are imported then, and they register themselves.
+before any work is done. This module imports TensorFlow only when a model is first looked up: then every module of
+the family packages (:data:`FAMILIES`, one package a family) is imported, and the models register themselves; no
+list of model modules is kept by hand.
 """
 
 import importlib
 import inspect
+import pkgutil
 
-MODEL_MODULES = ('rec_models.afm', 'rec_models.atrank', 'rec_models.autoint', 'rec_models.bst', 'rec_models.dcn',
-                 'rec_models.deepffm', 'rec_models.deepfm', 'rec_models.deepmcp', 'rec_models.dien', 'rec_models.din',
-                 'rec_models.dmin', 'rec_models.dmr', 'rec_models.dsin', 'rec_models.dstn', 'rec_models.dupn',
-                 'rec_models.ffm', 'rec_models.fm', 'rec_models.fnn', 'rec_models.lr', 'rec_models.nfm',
-                 'rec_models.pnn', 'rec_models.poly2', 'rec_models.transfm', 'rec_models.wide_deep')
+# The family packages of ``rec_models``: every module in them is imported when a model is first looked up.
+FAMILIES = ('interaction', 'sequence', 'multitask')
 _NOT_HPARAMS = ('self', 'inputs', 'frequencies')
 
 _registry = {}
@@ -37,8 +36,23 @@ def register(name, **default_hparams):
 
 
 def _load():
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
+    for family_name in FAMILIES:
+        package = importlib.import_module(f'{__package__}.{family_name}')
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f'{package.__name__}.{module.name}')
+
+
+def family(name) -> str:
+    """The family (package under ``rec_models``) of registered model ``name``: ``'interaction'``, …"""
+    return get(name)[0].__module__.split('.')[1]
+
+
+def names_by_family():
+    """``{family: [registered names, sorted]}`` for every family, in :data:`FAMILIES` order."""
+    grouped = {f: [] for f in FAMILIES}
+    for name in names():
+        grouped[family(name)].append(name)
+    return grouped
 
 
 def names():
@@ -91,3 +105,10 @@ def build(name, inputs, hparams=None, frequencies=None):
     """Constructs model ``name`` from a :class:`ModelInputs`; ``frequencies`` feed the mini-batch-aware L2."""
     cls, _ = get(name)
     return cls(inputs, frequencies=frequencies, **validate(name, hparams))
+
+
+def heads(name, hparams=None):
+    """The heads model ``name`` serves with ``hparams`` (its class's ``served_heads``), the primary first; no
+    model is built."""
+    cls, _ = get(name)
+    return cls.served_heads(validate(name, hparams))

@@ -6,6 +6,7 @@
     with ServingClient('localhost:8500', 'ranker', spec=spec_lib.load('feature_spec/specs/synthetic.yaml')) as client:
         result = client.predict([{'age_bucket': 3, 'hist_item_id': [5, 9], ...}, serialized_example])
         result.scores, result.version          # float32 [N] click probabilities, the version that served them
+        result.heads                           # a multi-head model's other heads: {'cvr': [N], 'ctcvr': [N], …}
         client.rank(context, candidates).scores
 
 Examples are ``tf.train.Example`` protos, serialized bytes, or dicts of column name → value (encoded with the
@@ -50,7 +51,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from feature_spec import spec as spec_lib
 from serving import examples as examples_lib
 from serving import signatures
-from tfx_pipeline import argtypes
+from serving import argtypes
 
 DEFAULT_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'feature_spec', 'specs',
                             'synthetic.yaml')
@@ -79,13 +80,16 @@ class Prediction:
     """Scores of a Predict (``predict``, ``rank``) or Regress call.
 
     Attributes:
-        scores: float32 ``[N]``, one per example (candidate), in request order.
+        scores: float32 ``[N]``, one per example (candidate), in request order: the primary head's probabilities.
         version: the model version that answered (the response's ``model_spec.version``; None if not given).
         signature_name: the signature that was called.
+        heads: a multi-head model's other served heads by name (``cvr``, ``ctcvr``, …), float32 ``[N]`` each; empty
+            for a single-head model and for Regress.
     """
     scores: np.ndarray
     version: Optional[int]
     signature_name: str
+    heads: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +113,13 @@ class Metadata:
     """GetModelMetadata's SignatureDefMap, unpacked: signature name → SignatureDef, and the version described."""
     signature_defs: Dict[str, meta_graph_pb2.SignatureDef]
     version: Optional[int]
+
+    @property
+    def heads(self) -> List[str]:
+        """The served heads beyond ``probabilities`` (the outputs of ``serving_default``; none for a single-head
+        model)."""
+        predict = self.signature_defs.get(signatures.PREDICT)
+        return sorted(set(predict.outputs) - {signatures.PROBABILITIES}) if predict else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,9 +275,12 @@ class ServingClient:
             raise ServingError(self._describe('Predict', signature_name), None,
                                f'the response has no output {signatures.PROBABILITIES!r} '
                                f'(outputs: {", ".join(sorted(response.outputs)) or "none"})')
-        scores = tf.make_ndarray(response.outputs[signatures.PROBABILITIES]).astype(np.float32).reshape(-1)
-        self._check_count(scores.size, count, 'Predict', signature_name)
-        return Prediction(scores, _version(response.model_spec), signature_name)
+        outputs = {name: tf.make_ndarray(tensor).astype(np.float32).reshape(-1)
+                   for name, tensor in response.outputs.items()}
+        for values in outputs.values():
+            self._check_count(values.size, count, 'Predict', signature_name)
+        scores = outputs.pop(signatures.PROBABILITIES)
+        return Prediction(scores, _version(response.model_spec), signature_name, dict(sorted(outputs.items())))
 
     def _call(self, rpc: str, method: Callable, request, signature_name: Optional[str] = None):
         """Sends ``request``, again after a backoff while the server is UNAVAILABLE (at most max_retries times)."""
@@ -378,7 +392,7 @@ def _predict(client: ServingClient, args: argparse.Namespace) -> None:
         else:
             call = client.regress if method == signatures.REGRESS_METHOD else client.predict
             result = call(batch, signature_name=args.signature)
-            rows = [{'score': _score(score)} for score in result.scores]
+            rows = _score_rows(result)
         for row in rows:
             print(json.dumps({'index': index, **row, 'version': result.version}))
             index += 1
@@ -397,8 +411,17 @@ def _rank(client: ServingClient, args: argparse.Namespace) -> None:
     if not candidates:
         raise _UsageError(f'argument --candidates: {args.candidates} holds no example')
     result = client.rank(context, candidates, signature_name=args.signature)
-    for index, score in enumerate(result.scores):
-        print(json.dumps({'index': index, 'score': _score(score), 'version': result.version}))
+    for index, row in enumerate(_score_rows(result)):
+        print(json.dumps({'index': index, **row, 'version': result.version}))
+
+
+def _score_rows(result: Prediction) -> List[Dict[str, Any]]:
+    """One JSON object per example: its ``score`` and, for a multi-head model, ``heads`` by name."""
+    rows = [{'score': _score(score)} for score in result.scores]
+    for name, values in result.heads.items():
+        for row, value in zip(rows, values):
+            row.setdefault('heads', {})[name] = _score(value)
+    return rows
 
 
 def _metadata(client: ServingClient, _: argparse.Namespace) -> None:

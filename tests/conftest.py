@@ -17,6 +17,13 @@ def fixture_prepared_small(tmp_path_factory):
     return experiment.prepare(config, str(tmp_path_factory.mktemp('small')))
 
 
+@pytest.fixture(name='prepared_tiny', scope='session')
+def fixture_prepared_tiny(tmp_path_factory):
+    """The ``tiny`` synthetic data set (seed 0), written and transformed once for the session."""
+    from tfx_pipeline import data, experiment  # pylint: disable=import-outside-toplevel
+    return experiment.prepare(data.PRESETS['tiny'], str(tmp_path_factory.mktemp('tiny_prepared')))
+
+
 @pytest.fixture(name='tiny_data', scope='session')
 def fixture_tiny_data(tmp_path_factory):
     """The ``tiny`` synthetic data set written as TFRecord and CSV, once for the session."""

@@ -1,5 +1,6 @@
 """Scores exported SavedModels in a fresh Python process that never imports this project, as TF Serving would
-load them: only TensorFlow, ``tf.saved_model.load`` and the ``serving_default`` signature."""
+load them: only TensorFlow, ``tf.saved_model.load`` and the ``serving_default`` signature (every output: the
+probabilities and a multi-head model's other heads)."""
 
 import json
 import os
@@ -18,16 +19,19 @@ _SCORER = textwrap.dedent(f'''
     for model_dir, examples in json.load(open(sys.argv[1])).items():
         model = tf.saved_model.load(model_dir)
         batch = tf.constant([bytes.fromhex(h) for h in examples])
-        scores[model_dir] = model.signatures['serving_default'](examples=batch)['probabilities'].numpy().tolist()
+        outputs = model.signatures['serving_default'](examples=batch)
+        scores[model_dir] = {{name: values.numpy().tolist() for name, values in outputs.items()}}
     leaked = [m for m in sys.modules if m.split('.')[0] in {PROJECT_PACKAGES!r}]
     assert not leaked, leaked
     print(json.dumps(scores))
 ''')
 
 
-def score_in_fresh_process(jobs: Dict[str, Sequence[bytes]], workdir: str) -> Dict[str, np.ndarray]:
-    """``{SavedModel dir: serialized tf.Examples}`` → ``{dir: probabilities}``, all in one fresh process run from
-    ``workdir`` (so that the project is not importable from the working directory)."""
+def score_in_fresh_process(jobs: Dict[str, Sequence[bytes]], workdir: str, outputs: bool = False
+                           ) -> Dict[str, np.ndarray]:
+    """``{SavedModel dir: serialized tf.Examples}`` → ``{dir: probabilities}`` (with ``outputs``: ``{dir: {output:
+    values}}``), all in one fresh process run from ``workdir`` (so that the project is not importable from the
+    working directory)."""
     jobs_file = os.path.join(workdir, 'fresh_process_jobs.json')
     with open(jobs_file, 'w') as f:
         json.dump({path: [e.hex() for e in examples] for path, examples in jobs.items()}, f)
@@ -35,4 +39,7 @@ def score_in_fresh_process(jobs: Dict[str, Sequence[bytes]], workdir: str) -> Di
     scored = subprocess.run([sys.executable, '-c', _SCORER, jobs_file], cwd=workdir, env=env, capture_output=True,
                             text=True, timeout=900, check=False)
     assert scored.returncode == 0, scored.stderr[-3000:]
-    return {path: np.array(scores) for path, scores in json.loads(scored.stdout.strip().splitlines()[-1]).items()}
+    served = json.loads(scored.stdout.strip().splitlines()[-1])
+    if outputs:
+        return {path: {name: np.array(values) for name, values in scores.items()} for path, scores in served.items()}
+    return {path: np.array(scores['probabilities']) for path, scores in served.items()}

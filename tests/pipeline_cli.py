@@ -29,10 +29,14 @@ def write_config(tmp_path, data_dir, name, data_format='tfrecord', auc_floor=0.5
     return str(path)
 
 
-def sample_predictions(run_dir, trainer='Trainer'):
-    """The logged examples and in-process probabilities a run's Trainer recorded (``sample_predictions.json``)."""
+def sample_predictions(run_dir, trainer='Trainer', head='probabilities'):
+    """The logged examples and the in-process probabilities of ``head`` (or, with ``head=None``, ``{output:
+    values}`` of every served output) a run's Trainer recorded (``sample_predictions.json``)."""
     [sample_file] = glob.glob(os.path.join(str(run_dir), 'pipeline', trainer, 'model_run', '*',
                                            'sample_predictions.json'))
     with open(sample_file) as f:
         sample = json.load(f)
-    return [bytes.fromhex(h) for h in sample['examples']], np.array(sample['probabilities'])
+    examples = [bytes.fromhex(h) for h in sample.pop('examples')]
+    if head is None:
+        return examples, {name: np.array(values) for name, values in sample.items()}
+    return examples, np.array(sample[head])

@@ -10,9 +10,11 @@
       format: tfrecord                           # or csv
       synthetic: {preset: default, seed: 7}      # generate the data there if it is missing (optional)
     training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.003,
-               learning_rate_decay: 0.5, early_stopping_patience: 2, seed: 42, shuffle_buffer: 200000}
+               learning_rate_decay: 0.5, early_stopping_patience: 2, early_stopping_metric: '', seed: 42,
+               shuffle_buffer: 200000}
     # training.model may be a list of names: one Trainer, Evaluator and Pusher each, on one Transform.
-    evaluation: {auc_floor: 0.6}
+    # early_stopping_metric: a training metric ('' = the primary head's AUC: auc, or ctr_auc for a multi-head model).
+    evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}}   # head_floors: AUC floors of other heads
     runner: {kind: local, beam_args: [], enable_cache: false}
 
 Every unknown key, wrong type or impossible value raises :class:`ConfigError` naming it.
@@ -46,6 +48,9 @@ class TrainingConfig:
     # chosen by measurement on the default synthetic data set (README, "Results").
     learning_rate_decay: float = 0.5
     early_stopping_patience: int = 2
+    # The eval metric early stopping watches, without the ``val_`` prefix (a higher value is better); '' watches the
+    # model's primary head's AUC.
+    early_stopping_metric: str = ''
     seed: int = 42
     shuffle_buffer: int = 200_000
 
@@ -82,7 +87,9 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    auc_floor: float = 0.6
+    auc_floor: float = 0.6   # of the primary head
+    # AUC floors of a multi-head model's other heads, by head name (e.g. {cvr: 0.6}); blessing needs them all.
+    head_floors: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +243,11 @@ def _check_values(config: PipelineConfig) -> None:
         raise ConfigError(f'config: training.hparams must be a mapping, got {training.hparams!r}')
     if not 0 <= config.evaluation.auc_floor < 1:
         raise ConfigError(f'config: evaluation.auc_floor must be in [0, 1), got {config.evaluation.auc_floor}')
+    floors = config.evaluation.head_floors
+    if not isinstance(floors, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+            for k, v in floors.items()):
+        raise ConfigError(f'config: evaluation.head_floors must map head names to AUC floors in [0, 1), got {floors!r}')
     if config.runner.kind not in RUNNERS:
         raise ConfigError(f'config: runner.kind {config.runner.kind!r} is not one of {", ".join(RUNNERS)}')
     if config.data.format not in FORMATS:

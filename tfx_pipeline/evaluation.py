@@ -1,130 +1,180 @@
-"""The Evaluator's TFMA configuration and the GAUC metric.
+"""The Evaluator's TFMA configuration.
 
-Metrics, overall and sliced by position: AUC, log loss, calibration (mean prediction / mean label), example
-count, and GAUC (DIN paper, seed ``003``): GAUC = Σ_u n_u·AUC_u / Σ_u n_u over the users u that have both
-clicks and non-clicks, n_u their impressions.
+Metrics of every served head against its label, overall and sliced by position: AUC, log loss, calibration (mean
+prediction / mean label), mean prediction and label, example count, GAUC (Zhou et al., DIN, KDD 2018: GAUC =
+Σ_u n_u·AUC_u / Σ_u n_u over the users u that have both clicks and non-clicks, n_u their impressions), and, for
+the primary head, csAUC (the bids of the spec's ``weight`` column) and COEC (clicks over position-expected clicks,
+the expected CTR of each position from the training data: :func:`position_ctr`). The custom metrics are in
+:mod:`tfx_pipeline.tfma_metrics`.
+A head with a condition (pCVR: the conversion given a click) is evaluated over every impression and also in the
+slice where the condition's label is 1. A head whose counterfactual role the spec names (``relevance``: the
+generator's click-if-examined draws; ``conversion_if_clicked``) is also evaluated against those labels, read from
+the examples (``<role>_auc``): the relevance AUC of a debiased model, the entire-space AUC of a pCVR.
 
-Blessing: the candidate's AUC must clear an absolute floor and must not fall below the last blessed model's.
+A single-head model keeps TFMA's single-output form (output name ``''``); a multi-head model's metrics are keyed
+by output (:func:`overall_metrics` names them ``<head>_<metric>``, and the primary head's also plainly).
+
+Blessing: the primary head's AUC must clear an absolute floor and must not fall below the last blessed model's;
+``head_floors`` adds a floor on other heads' AUC.
 """
 
+import glob
 import json
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
-import apache_beam as beam
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from tensorflow_model_analysis.metrics import metric_types
-from tensorflow_model_analysis.metrics import metric_util
-from tensorflow_model_analysis.utils import util as tfma_util
 
+from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
-from rec_models import metrics as rec_metrics
+from rec_models.tasks import Head
 from serving import signatures
+from tfx_pipeline import tfma_metrics
 
-GAUC_NAME = 'gauc'
 AUC_NAME = 'auc'
+GAUC_NAME = tfma_metrics.GAUC_NAME
 LOGLOSS_NAME = 'logloss'
+POSITION_CTR_ROWS = 2_000_000   # the training rows position_ctr reads at most
 
 
-class GAUC(metric_types.Metric):
-    """Impression-weighted mean of per-group AUCs (groups with a single class skipped)."""
+def eval_config(spec: spec_lib.FeatureSpec, auc_floor: float, signature_name: str = signatures.PREDICT,
+                heads: Sequence[Head] = (Head(),), head_floors: Optional[Mapping[str, float]] = None,
+                expected_ctr: Optional[Mapping[int, float]] = None) -> tfma.EvalConfig:
+    """TFMA config: every head's probabilities from the model's signature ``signature_name`` (one that reads the
+    logged examples as the data holds them) against the head's label, overall and by position.
 
-    def __init__(self, name: str = GAUC_NAME, group_key: str = 'user_id'):
-        super().__init__(_gauc_computations, name=name, group_key=group_key)
-
-
-metric_types.register_metric(GAUC)
-
-
-def _gauc_computations(name: str = GAUC_NAME, group_key: str = 'user_id', eval_config=None,
-                       model_names: Optional[List[str]] = None, output_names: Optional[List[str]] = None,
-                       example_weighted: bool = False) -> metric_types.MetricComputations:
-    computations = []
-    for model_name in model_names or ['']:
-        for output_name in output_names or ['']:
-            key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                         example_weighted=example_weighted)
-            computations.append(metric_types.MetricComputation(
-                keys=[key], preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[group_key])],
-                combiner=_GAUCCombiner(key, eval_config, group_key)))
-    return computations
-
-
-class _GAUCCombiner(beam.CombineFn):
-    """Collects (group, label, prediction) of every example of a slice; GAUC is computed at the end."""
-
-    def __init__(self, key: metric_types.MetricKey, eval_config, group_key: str):
-        self._key = key
-        self._eval_config = eval_config
-        self._group_key = group_key
-
-    def create_accumulator(self):
-        return [[], [], []]
-
-    def add_input(self, accumulator, element: metric_types.StandardMetricInputs):
-        group = tfma_util.get_by_keys(element.features, [self._group_key])
-        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-                element, eval_config=self._eval_config, model_name=self._key.model_name,
-                output_name=self._key.output_name, flatten=True):
-            accumulator[0].append(np.asarray(group).reshape(-1)[0])
-            accumulator[1].append(float(label))
-            accumulator[2].append(float(prediction))
-        return accumulator
-
-    def merge_accumulators(self, accumulators: Iterable):
-        merged = self.create_accumulator()
-        for accumulator in accumulators:
-            for column, values in zip(merged, accumulator):
-                column.extend(values)
-        return merged
-
-    def extract_output(self, accumulator) -> Dict[metric_types.MetricKey, float]:
-        groups, labels, predictions = accumulator
-        if not groups:
-            return {self._key: float('nan')}
-        return {self._key: rec_metrics.gauc(labels, predictions, groups)}
-
-
-def eval_config(spec: spec_lib.FeatureSpec, auc_floor: float, signature_name: str = signatures.PREDICT
-                ) -> tfma.EvalConfig:
-    """TFMA config: the probabilities of the model's signature ``signature_name`` (one that reads the logged
-    examples as the data holds them) against the primary label, overall and by position."""
+    Args:
+        heads: the model's served heads, the primary first (``RankingModel.served_heads``).
+        head_floors: ``{head name: AUC floor}`` for heads other than the primary.
+        expected_ctr: ``{raw position: CTR}`` of the training data, for COEC (:func:`position_ctr`).
+    """
+    head_floors = dict(head_floors or {})
+    unknown = sorted(set(head_floors) - {h.name for h in heads[1:]})
+    if unknown:
+        raise ValueError(f'evaluation.head_floors: {unknown} are not heads of the model besides the primary '
+                         f'(heads: {[h.name for h in heads]})')
     slicing = [tfma.SlicingSpec()]
     positions = spec.of_kind(spec_lib.POSITION)
     if positions:
         slicing.append(tfma.SlicingSpec(feature_keys=[positions[0].source]))
+    for condition in dict.fromkeys(h.condition for h in heads if h.condition):
+        slicing.append(tfma.SlicingSpec(feature_keys=[spec.label_for(condition)]))
+    if len(heads) == 1 and not heads[0].name:
+        model_spec = tfma.ModelSpec(signature_name=signature_name, label_key=spec.label_for(heads[0].role),
+                                    prediction_key=signatures.PROBABILITIES, preprocessing_function_names=[])
+        return tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=[
+            tfma.MetricsSpec(metrics=_metrics(spec, heads[0], auc_floor, True, expected_ctr))])
+    model_spec = tfma.ModelSpec(signature_name=signature_name,
+                                label_keys={h.output: spec.label_for(h.role) for h in heads},
+                                prediction_keys={h.output: h.output for h in heads}, preprocessing_function_names=[])
+    metrics_specs = [tfma.MetricsSpec(output_names=[heads[0].output],
+                                      metrics=_metrics(spec, heads[0], auc_floor, True, expected_ctr))]
+    metrics_specs += [tfma.MetricsSpec(output_names=[h.output], metrics=_metrics(spec, h, head_floors.get(h.name)))
+                      for h in heads[1:]]
+    return tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs)
+
+
+def _metrics(spec: spec_lib.FeatureSpec, head: Head, auc_floor: Optional[float], primary: bool = False,
+             expected_ctr: Optional[Mapping[int, float]] = None) -> List[tfma.MetricConfig]:
+    """The metrics of one head; its AUC must clear ``auc_floor`` (when given) and, for the ``primary`` head, not
+    fall below the last blessed model's (the blessing judges the overall slice only). A head whose counterfactual role
+    the spec names gets ``<role>_auc`` against those labels; the primary head also gets csAUC (when the spec has a
+    weight column) and COEC (with ``expected_ctr``)."""
+    thresholds = []
+    if auc_floor is not None:
+        threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={'value': auc_floor}))
+        if primary:
+            threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={'value': -1e-10}))
+        thresholds.append(tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold))
     metrics = [
         tfma.MetricConfig(class_name='ExampleCount'),
         tfma.MetricConfig(class_name='AUC', config=json.dumps({'name': AUC_NAME, 'num_thresholds': 10000}),
-                          per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-                              slicing_specs=[tfma.SlicingSpec()],  # the blessing judges the overall slice only
-                              threshold=tfma.MetricThreshold(
-                                  value_threshold=tfma.GenericValueThreshold(lower_bound={'value': auc_floor}),
-                                  change_threshold=tfma.GenericChangeThreshold(
-                                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                      absolute={'value': -1e-10})))]),
+                          per_slice_thresholds=thresholds),
         tfma.MetricConfig(class_name='BinaryCrossentropy', config=json.dumps({'name': LOGLOSS_NAME})),
         tfma.MetricConfig(class_name='Calibration'),
         tfma.MetricConfig(class_name='MeanPrediction'),
         tfma.MetricConfig(class_name='MeanLabel'),
     ]
     if spec.gauc_group:
-        metrics.append(tfma.MetricConfig(class_name='GAUC', module=__name__,
+        metrics.append(tfma.MetricConfig(class_name='GAUC', module=tfma_metrics.__name__,
                                          config=json.dumps({'group_key': spec.gauc_group})))
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=signature_name, label_key=spec.labels[0],
-                                    prediction_key=signatures.PROBABILITIES, preprocessing_function_names=[])],
-        slicing_specs=slicing, metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+    if head.counterfactual in spec.roles:
+        metrics.append(tfma.MetricConfig(class_name='FeatureLabelAUC', module=tfma_metrics.__name__, config=json.dumps(
+            {'name': f'{head.counterfactual}_auc', 'label_key': spec.label_for(head.counterfactual)})))
+    if primary:
+        weights = spec.of_kind(spec_lib.WEIGHT)
+        if weights:
+            metrics.append(tfma.MetricConfig(class_name='CsAUC', module=tfma_metrics.__name__,
+                                             config=json.dumps({'bid_key': weights[0].source})))
+        positions = spec.of_kind(spec_lib.POSITION)
+        if positions and expected_ctr:
+            metrics.append(tfma.MetricConfig(class_name='COEC', module=tfma_metrics.__name__, config=json.dumps(
+                {'position_key': positions[0].source, 'expected_ctr': {str(k): v for k, v in expected_ctr.items()}})))
+    return metrics
 
 
-def overall_metrics(eval_result_uri: str) -> Dict[str, float]:
-    """The overall slice's metrics of an Evaluator output, by name."""
+def position_ctr(spec: spec_lib.FeatureSpec, train_pattern: str, data_format: str,
+                 rows: int = POSITION_CTR_ROWS) -> Dict[int, float]:
+    """``{raw position: CTR}`` of the primary label in the first ``rows`` examples of the training files (COEC's
+    expected CTR per position; the first method of the COEC note of the seed write-ups); empty when the spec has no
+    position or the files no rows."""
+    positions = spec.of_kind(spec_lib.POSITION)
+    files = sorted(glob.glob(train_pattern))
+    if not positions or not files:
+        return {}
+    position, label = positions[0].source, spec.labels[0]
+    if data_format == schema_lib.CSV:
+        columns = sorted((index, name) for name, index in _csv_columns(files[0], (position, label)).items())
+        dataset = tf.data.experimental.CsvDataset(files, [tf.int64] * 2, header=True,
+                                                  select_cols=[index for index, _ in columns])
+        batches = dataset.take(rows).batch(65_536).map(lambda *values: {
+            name: value for (_, name), value in zip(columns, values)})
+    else:
+        parsing = {name: tf.io.FixedLenFeature([], tf.int64) for name in (position, label)}
+        compression = 'GZIP' if files[0].endswith('.gz') else None
+        batches = tf.data.TFRecordDataset(files, compression_type=compression).take(rows).batch(65_536).map(
+            lambda batch: tf.io.parse_example(batch, parsing))
+    clicks, counts = {}, {}
+    for batch in batches:
+        values, index = np.unique(batch[position].numpy(), return_inverse=True)
+        for value, total, count in zip(values, np.bincount(index, batch[label].numpy()), np.bincount(index)):
+            clicks[int(value)] = clicks.get(int(value), 0.0) + float(total)
+            counts[int(value)] = counts.get(int(value), 0) + int(count)
+    return {value: clicks[value] / counts[value] for value in sorted(counts)}
+
+
+def _csv_columns(path: str, names) -> Dict[str, int]:
+    """``{name: column index}`` of ``names`` in the header of the CSV file ``path``."""
+    with open(path) as f:
+        header = f.readline().rstrip('\n').split(',')
+    return {name: header.index(name) for name in names}
+
+
+def overall_metrics(eval_result_uri: str, heads: Sequence[Head] = (Head(),),
+                    spec: Optional[spec_lib.FeatureSpec] = None) -> Dict[str, float]:
+    """The metrics of an Evaluator output by name: the primary head's plainly (``auc``, ``gauc``, ``relevance_auc``,
+    …), every named head's as ``<head>_<metric>``, and a conditioned head's in its condition's slice as
+    ``<head>_<metric>_given_<role>`` (with ``spec`` to name the condition's label)."""
     result = tfma.load_eval_result(eval_result_uri)
+    named = {}
+    primary = heads[0].output
+    conditions = {h.output: spec.label_for(h.condition) for h in heads if h.condition and spec is not None}
     for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            values = next(iter(next(iter(metrics.values())).values()))
-            return {name: _value(value) for name, value in values.items()}
-    raise ValueError(f'{eval_result_uri}: no overall slice in the evaluation')
+        for output_name, by_class in metrics.items():
+            values = {name: _value(value) for name, value in next(iter(by_class.values())).items()}
+            if slice_key == ():
+                if output_name in ('', primary):
+                    named.update(values)
+                if output_name and output_name != signatures.PROBABILITIES:
+                    named.update({f'{output_name}_{name}': value for name, value in values.items()})
+            elif output_name in conditions and slice_key == ((conditions[output_name], 1),):
+                role = next(h.condition for h in heads if h.output == output_name)
+                named.update({f'{output_name}_{name}_given_{role}': value for name, value in values.items()})
+    if not named:
+        raise ValueError(f'{eval_result_uri}: no overall slice in the evaluation')
+    return named
 
 
 def _value(value):

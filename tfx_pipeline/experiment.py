@@ -14,7 +14,7 @@ import dataclasses
 import os
 import shutil
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -83,7 +83,11 @@ def _text(path: str) -> Optional[str]:
 
 
 def _test_columns(spec: spec_lib.FeatureSpec, pattern: str) -> Dict[str, np.ndarray]:
-    parsing = {name: tf.io.FixedLenFeature([], tf.int64) for name in (spec.labels[0], spec.gauc_group) if name}
+    """The raw test split's labels, label-role columns (ground truth included) and grouping keys, in file order."""
+    names = [*spec.labels, *spec.label_roles.values(), spec.gauc_group, spec.request_group]
+    dtypes = {c.source: c.dtype for c in spec.columns}
+    parsing = {name: tf.io.FixedLenFeature([], tf.float32 if dtypes.get(name) == 'float32' else tf.int64)
+               for name in dict.fromkeys(names) if name}
     columns = {name: [] for name in parsing}
     for batch in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern))).batch(8192):
         for name, values in tf.io.parse_example(batch, parsing).items():
@@ -91,10 +95,45 @@ def _test_columns(spec: spec_lib.FeatureSpec, pattern: str) -> Dict[str, np.ndar
     return {name: np.concatenate(values) for name, values in columns.items()}
 
 
-def predict_raw(serving: export.ServingModel, pattern: str, batch_size: int = 4096) -> np.ndarray:
-    """The serving function's probabilities for every raw example of ``pattern``, in file order."""
+def predict_raw(serving: export.ServingModel, pattern: str, batch_size: int = 4096) -> Dict[str, np.ndarray]:
+    """The serving function's outputs (``probabilities`` and every named head) for every raw example of ``pattern``,
+    in file order."""
     records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern))).batch(batch_size)
-    return np.concatenate([serving.serve(batch)[signatures.PROBABILITIES].numpy() for batch in records])
+    batches = [{name: values.numpy() for name, values in serving.serve(batch).items()} for batch in records]
+    return {name: np.concatenate([batch[name] for batch in batches]) for name in batches[0]}
+
+
+def predict_transformed(model, prepared: 'Prepared', split: str, output: str, batch_size: int = 4096) -> np.ndarray:
+    """The model's ``output`` on the transformed examples of ``split`` (in file order), training-only inputs
+    included: what the serving path cannot give, such as a distillation teacher's probabilities."""
+    spec = prepared.tft_output.transformed_feature_spec()
+    records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(prepared.transformed[split])), compression_type='GZIP')
+    return np.concatenate([tf.reshape(model(tf.io.parse_example(batch, spec), training=False)[output], [-1]).numpy()
+                           for batch in records.batch(batch_size)])
+
+
+def head_figures(spec: spec_lib.FeatureSpec, heads, outputs: Dict[str, np.ndarray],
+                 columns: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """Every named head's AUC against its label (``<head>_auc``), in its condition's rows too
+    (``<head>_auc_given_<role>``), each head's AUC against its counterfactual labels when the data has them
+    (``<role>_auc``: ``relevance_auc``), and the primary head's NDCG per request against the true relevance when the
+    spec names it (``ndcg``)."""
+    figures = {}
+    for head in heads:
+        if head.name:
+            labels = columns[spec.label_for(head.role)]
+            figures[f'{head.name}_auc'] = metrics.auc(labels, outputs[head.output])
+            if head.condition:
+                rows = columns[spec.label_for(head.condition)] > 0.5
+                figures[f'{head.name}_auc_given_{head.condition}'] = metrics.auc(labels[rows],
+                                                                                 outputs[head.output][rows])
+        if head.counterfactual in spec.roles:
+            figures[f'{head.counterfactual}_auc'] = metrics.auc(columns[spec.label_for(head.counterfactual)],
+                                                               outputs[head.output])
+    if 'true_relevance' in spec.roles and spec.request_group:
+        figures['ndcg'] = metrics.ndcg(columns[spec.label_for('true_relevance')], outputs[signatures.PROBABILITIES],
+                                       columns[spec.request_group])
+    return {name: round(value, 5) for name, value in figures.items()}
 
 
 class TrainingTimer(tf.keras.callbacks.Callback):
@@ -114,12 +153,14 @@ class TrainingTimer(tf.keras.callbacks.Callback):
             self._started = None
 
 
-def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Optional[str] = None) -> Dict[str, Any]:
+def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Optional[str] = None,
+                  extra: Optional[Callable[[tf.keras.Model], Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Trains ``config.model`` and scores it on the raw test split; with ``export_dir``, exports it there as the
     Trainer does (a SavedModel with every serving signature).
 
     Returns model, test_auc, gauc, logloss, bayes_auc, fraction_of_ceiling, examples_per_s (training examples per
-    second of ``fit``, validation included), params, epochs run and train rows.
+    second of ``fit``, validation included), params, epochs run, train rows and :func:`head_figures`, and what
+    ``extra(trained model)`` adds.
     """
     timer = TrainingTimer()
     model, history = trainer.train(prepared.spec, prepared.tft_output, [prepared.transformed['train']],
@@ -130,7 +171,8 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
                                               export_dir)
     else:
         serving = export.ServingModel(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD)
-    predictions = predict_raw(serving, prepared.raw['test'])
+    outputs = predict_raw(serving, prepared.raw['test'])
+    predictions = outputs[signatures.PROBABILITIES]
     labels = prepared.test_columns[prepared.spec.labels[0]]
     test_auc = metrics.auc(labels, predictions)
     bayes_auc = prepared.metadata['bayes_auc']
@@ -147,4 +189,6 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
         'params': int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         'epochs': epochs,
         'train_rows': train_rows,
+        **head_figures(prepared.spec, model.served_heads(model.hparams), outputs, prepared.test_columns),
+        **(extra(model) if extra else {}),
     }

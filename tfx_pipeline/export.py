@@ -9,13 +9,18 @@ one space-separated string, the lists are joined into that form inside the graph
 * ``rank(context [], candidates [N]) → probabilities [N]``: one request, N candidates. The context example holds
   the user, the behaviour sequence and the request context (the spec's :attr:`context_columns`), each candidate
   example the item features (:attr:`candidate_columns`). The context is parsed and transformed once, and the
-  model's ``rank`` computes its user part once (the model split of DUPN, seed ``001`` §4.2). Equal to
+  model's ``rank`` computes its user part once (the model split of DUPN: Ni et al., *Perceive Your Users in Depth:
+  Learning Universal User Representations from Multiple E-commerce Tasks*, KDD 2018, §4.2). Equal to
   ``serving_default`` on the joined examples.
 * ``evaluate_logged(examples [N]) → probabilities [N]``, for a model trained on CSV only: the logged examples as
   CsvExampleGen wrote them (lists as space-separated strings); TFMA evaluates through it (a TFRecord-trained
   model's Evaluator uses ``serving_default``).
 * ``classification(inputs [N]) → classes, scores [N, 2]`` and ``regression(inputs [N]) → outputs [N]``: the
   same probabilities under TF Serving's Classify and Regress APIs (class "1" is a click).
+
+A multi-head model's ``serving_default``, ``rank`` and ``evaluate_logged`` also return every served head by name
+(``ctr``, ``cvr``, ``ctcvr``, …: the model's :meth:`~rec_models.base.RankingModel.served_heads`), each float
+``[N]``; ``probabilities`` is the primary head's, and ``classification`` / ``regression`` serve it.
 
 ``assets.extra/tf_serving_warmup_requests`` holds one request per signature on logged examples, in TF Serving's
 warmup format (PredictionLog records): TF Serving, and our server, replay it before serving the version.
@@ -35,6 +40,8 @@ from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, 
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from feature_spec.model_inputs import ITEM
+from rec_models import base
+from rec_models import metrics
 from serving import signatures
 from serving.examples import read_csv, split_for_rank
 
@@ -49,8 +56,14 @@ class ServingModel(tf.Module):
     def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
                  data_format: str):
         super().__init__()
-        self.model = model
-        self.tft_layer = tft_output.transform_features_layer()
+        # The Keras objects (the model and TFT's TransformFeaturesLayer, a Keras model too) are kept untracked and only
+        # what the signatures need is saved: the model's variables and the Transform graph's resources (tables and
+        # vocabulary assets). Tracked, the SavedModel would also hold Keras' own traces of their calls, which TF
+        # Serving never runs and which took most of the export time.
+        object.__setattr__(self, 'model', model)
+        object.__setattr__(self, 'tft_layer', tft_output.transform_features_layer())
+        self.track_model_variables()
+        self.transform_resources = self.tft_layer._saved_model_loader_tracked_dict  # pylint: disable=protected-access
         parsing = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
         self._parsing = parsing
         self._joined_lists = _joined_lists(spec, data_format)
@@ -59,19 +72,30 @@ class ServingModel(tf.Module):
         self._context_parsing = {name: parsing[name] for name in spec.context_columns}
         self._candidate_parsing = {name: parsing[name] for name in spec.candidate_columns}
         self._candidate_features = tuple(c.name for c in spec.features if c.group == ITEM)
+        self.heads = served_heads(model)
+        self._sampling_rate = spec.negative_sampling_rate
+
+    def track_model_variables(self) -> None:
+        """Tracks the model's variables (by name: :func:`rec_models.base.variable_keys`); again once tracing has built
+        a model that was not built yet."""
+        setattr(self, base.EXPORTED_VARIABLES, base.variable_keys(self.model))
 
     def _transform(self, raw):
         return self.tft_layer(_join_lists(raw, self._joined_lists))
 
-    def _probabilities(self, serialized):
+    def _served(self, outputs) -> Dict[str, tf.Tensor]:
+        """``probabilities`` (the primary head) and every named head, each ``[N]``, calibrated (:func:`served`)."""
+        return served(self.model, outputs, self._sampling_rate)
+
+    def _outputs(self, serialized):
         raw = tf.io.parse_example(serialized, self._parsing)
-        return tf.reshape(self.model(self._transform(raw), training=False)[signatures.PROBABILITIES], [-1])
+        return self._served(self.model(self._transform(raw), training=False))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
     def serve(self, examples):
-        return {signatures.PROBABILITIES: self._probabilities(examples)}
+        return self._outputs(examples)
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=signatures.CONTEXT),
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string, name=signatures.CONTEXT),
                                   tf.TensorSpec([None], tf.string, name=signatures.CANDIDATES)])
     def rank(self, context, candidates):
         context_raw = _parse(context[tf.newaxis], self._context_parsing)
@@ -83,25 +107,23 @@ class ServingModel(tf.Module):
         candidate_features = self._transform({**_placeholders(self._context_parsing, count), **candidate_raw})
         context_features = {k: v for k, v in context_features.items() if k not in self._candidate_features}
         candidate_features = {k: candidate_features[k] for k in self._candidate_features}
-        outputs = self.model.rank(context_features, candidate_features)
-        return {signatures.PROBABILITIES: tf.reshape(outputs[signatures.PROBABILITIES], [-1])}
+        return self._served(self.model.rank(context_features, candidate_features))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
     def evaluate_logged(self, examples):
         raw = tf.io.parse_example(examples, self._logged_parsing)
-        probabilities = self.model(self.tft_layer(raw), training=False)[signatures.PROBABILITIES]
-        return {signatures.PROBABILITIES: tf.reshape(probabilities, [-1])}
+        return self._served(self.model(self.tft_layer(raw), training=False))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CLASSIFY_INPUTS)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CLASSIFY_INPUTS)])
     def classify(self, inputs):
-        probabilities = self._probabilities(inputs)
+        probabilities = self.serve(inputs)[signatures.PROBABILITIES]   # one trace of the model, called thrice
         classes = tf.constant([[b'0', b'1']])
         return {signatures.CLASSIFY_CLASSES: tf.tile(classes, [tf.shape(inputs)[0], 1]),
                 signatures.CLASSIFY_SCORES: tf.stack([1.0 - probabilities, probabilities], axis=1)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.REGRESS_INPUTS)])
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.REGRESS_INPUTS)])
     def regress(self, inputs):
-        return {signatures.REGRESS_OUTPUTS: self._probabilities(inputs)}
+        return {signatures.REGRESS_OUTPUTS: self.serve(inputs)[signatures.PROBABILITIES]}
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         functions = {signatures.PREDICT: self.serve, signatures.RANK: self.rank,
@@ -109,6 +131,12 @@ class ServingModel(tf.Module):
         if self._evaluation_signature == EVALUATE_LOGGED:
             functions[EVALUATE_LOGGED] = self.evaluate_logged
         return functions
+
+
+def served_heads(model) -> Tuple[str, ...]:
+    """The names of a model's served heads beyond ``probabilities`` (none for a single-head model)."""
+    heads = getattr(model, 'served_heads', None)
+    return tuple(h.name for h in heads(model.hparams) if h.name) if heads else ()
 
 
 def evaluation_signature(data_format: str) -> str:
@@ -173,22 +201,47 @@ def read_examples(file_pattern: str, count: int, spec: spec_lib.FeatureSpec = No
 
 
 def predict_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
-                       data_format: str, serialized: Sequence[bytes]) -> np.ndarray:
-    """Probabilities computed eagerly in this process: parse, Transform, model — outside any SavedModel."""
+                       data_format: str, serialized: Sequence[bytes], head: str = signatures.PROBABILITIES
+                       ) -> np.ndarray:
+    """Probabilities of ``head`` (default: the primary) computed eagerly in this process: parse, Transform, model —
+    outside any SavedModel."""
+    return heads_in_process(model, tft_output, spec, data_format, serialized)[head]
+
+
+def heads_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
+                     data_format: str, serialized: Sequence[bytes]) -> Dict[str, np.ndarray]:
+    """``{probabilities and every served head: [N]}`` computed eagerly in this process."""
     raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
     transformed = tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
                                                     drop_unused_features=True)
-    return model(transformed, training=False)[signatures.PROBABILITIES].numpy().reshape(-1)
+    outputs = served(model, model(transformed, training=False), spec.negative_sampling_rate)
+    return {name: values.numpy() for name, values in outputs.items()}
+
+
+def served(model, outputs, negative_sampling_rate: float = 1.0) -> Dict[str, tf.Tensor]:
+    """What the signatures return of a model's outputs: ``probabilities`` and every named head, each ``[N]``. When
+    the training data's negatives were kept at rate w < 1 (the spec's ``negative_sampling_rate``), the primary head
+    (``probabilities`` and its name) is calibrated back to the unsampled data, q = p / (p + (1 − p) / w)
+    (:func:`rec_models.metrics.calibrate_negative_sampling`); the other heads are served as trained."""
+    heads = served_heads(model)
+    result = {name: tf.reshape(outputs[name], [-1]) for name in (signatures.PROBABILITIES, *heads)}
+    if negative_sampling_rate < 1.0:
+        primary = model.served_heads(model.hparams)[0].name
+        for name in (signatures.PROBABILITIES, primary):
+            if name:
+                result[name] = metrics.calibrate_negative_sampling(result[name], negative_sampling_rate)
+    return result
 
 
 def write_sample_predictions(model, tft_output, spec, data_format, serialized: Sequence[bytes], out_dir: str) -> str:
     """Records raw examples and their in-process predictions (``sample_predictions.json``), to check exported models
     against."""
-    predictions = predict_in_process(model, tft_output, spec, data_format, serialized)
+    predictions = heads_in_process(model, tft_output, spec, data_format, serialized)
     path = os.path.join(out_dir, SAMPLE_PREDICTIONS)
     tf.io.gfile.makedirs(out_dir)
     with tf.io.gfile.GFile(path, 'w') as f:
-        json.dump({'examples': [s.hex() for s in serialized], 'probabilities': predictions.tolist()}, f)
+        json.dump({'examples': [s.hex() for s in serialized],
+                   **{name: values.tolist() for name, values in predictions.items()}}, f)
     return path
 
 
@@ -197,7 +250,11 @@ def export_serving_model(model: tf.keras.Model, tft_output: tft.TFTransformOutpu
     """Writes the SavedModel (every signature, TF Serving's method names, and the warmup requests when
     ``warmup_examples`` are given); returns the in-process serving module."""
     serving = ServingModel(model, tft_output, spec, data_format)
-    tf.saved_model.save(serving, export_dir, signatures=serving.signatures())
+    functions = serving.signatures()
+    for function in functions.values():
+        function.get_concrete_function()   # builds a model not called yet
+    serving.track_model_variables()
+    tf.saved_model.save(serving, export_dir, signatures=functions)
     signatures.set_method_names(export_dir)
     if warmup_examples:
         write_warmup_requests(export_dir, warmup_requests(warmup_examples, spec))

@@ -20,6 +20,7 @@ from tfx.proto import example_gen_pb2
 
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
+from rec_models import registry
 from tfx_pipeline import evaluation
 from tfx_pipeline import export
 from tfx_pipeline.anomalies_gate import AnomaliesGate
@@ -39,9 +40,12 @@ def write_schema(spec: spec_lib.FeatureSpec, data_format: str, directory: str) -
     return path
 
 
-def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str, example_gen, transform) -> list:
-    """Trainer → Evaluator (against the model's own last blessed version) → Pusher for one model."""
+def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str, example_gen, transform,
+                  expected_ctr) -> list:
+    """Trainer → Evaluator (against the model's own last blessed version) → Pusher for one model; ``expected_ctr``:
+    the training data's CTR per position, for COEC."""
     data = config.data
+    heads = registry.heads(model, dict(config.training.hparams))
     custom_config = {'feature_spec': os.path.abspath(spec.path), 'data_format': data.format,
                      'training': config.training.for_model(model).to_dict(),
                      'sample_examples': os.path.abspath(data.split_pattern('test'))}
@@ -60,8 +64,10 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
         baseline_model=baseline.outputs['model'], example_splits=['test'],
-        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor,
-                                           export.evaluation_signature(data.format))).with_id(evaluator_id)
+        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor, export.evaluation_signature(data.format),
+                                           heads, {name: floor for name, floor in config.evaluation.head_floors.items()
+                                                   if name in {h.name for h in heads[1:]}},
+                                           expected_ctr)).with_id(evaluator_id)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
@@ -98,8 +104,9 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
     transform.add_upstream_node(gate)
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+    expected_ctr = evaluation.position_ctr(spec, data.split_pattern('train'), data.format)
     for model in config.training.models:
-        components += _model_branch(config, spec, model, example_gen, transform)
+        components += _model_branch(config, spec, model, example_gen, transform, expected_ctr)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components,
         enable_cache=config.runner.enable_cache,

@@ -7,8 +7,11 @@ from typing import Any, Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from feature_spec import spec as spec_lib
+from rec_models import registry
 from rec_models.metrics import fraction_of_ceiling
 from tfx_pipeline import evaluation
+from tfx_pipeline import tfma_metrics
 from tfx_pipeline.config import PipelineConfig
 
 DATA_METADATA = 'metadata.json'
@@ -20,11 +23,18 @@ def summarize(config: PipelineConfig) -> List[Dict[str, Any]]:
     return [summarize_model(config, model, store) for model in config.training.models]
 
 
+HEAD_METRICS = ('auc', 'gauc', 'logloss', 'calibration', 'relevance_auc', 'conversion_if_clicked_auc')
+
+
 def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str, Any]:
-    """model, test metrics of its last evaluation, the data's Bayes AUC, the fraction of it reached, the push."""
+    """model, test metrics of its last evaluation (the primary head's; a multi-head model's other heads under
+    ``heads``; the relevance AUC when the data has click-if-examined labels), the data's Bayes AUC, the fraction of it
+    reached, the push."""
     store = store or _store(config.metadata_path)
     evaluation_artifact = _latest(store, 'ModelEvaluation', config.node_id('Evaluator', model))
-    metrics = evaluation.overall_metrics(evaluation_artifact.uri) if evaluation_artifact else {}
+    heads = registry.heads(model, dict(config.training.hparams))
+    spec = spec_lib.load(config.feature_spec)
+    metrics = evaluation.overall_metrics(evaluation_artifact.uri, heads, spec) if evaluation_artifact else {}
     bayes_auc = data_metadata(config.data.path).get('bayes_auc')
     test_auc = metrics.get(evaluation.AUC_NAME)
     pushed = _latest(store, 'PushedModel', config.node_id('Pusher', model))
@@ -35,6 +45,8 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
         'gauc': metrics.get(evaluation.GAUC_NAME),
         'logloss': metrics.get(evaluation.LOGLOSS_NAME),
         'calibration': metrics.get('calibration'),
+        'csauc': metrics.get(tfma_metrics.CSAUC_NAME),
+        'coec': metrics.get(tfma_metrics.COEC_NAME),
         'example_count': metrics.get('example_count'),
         'bayes_auc': bayes_auc,
         'fraction_of_ceiling': (fraction_of_ceiling(test_auc, bayes_auc)
@@ -43,7 +55,19 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
         'pushed_model': _property(pushed, 'pushed_destination') if pushed and _property(pushed, 'pushed') else None,
         'run_dir': config.run_dir,
     }
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in summary.items()}
+    relevance_auc = metrics.get(f'{heads[0].counterfactual}_{evaluation.AUC_NAME}')
+    if relevance_auc is not None:   # the primary head's; a named head's are under ``heads``
+        summary[f'{heads[0].counterfactual}_auc'] = relevance_auc
+    if len(heads) > 1:
+        summary['heads'] = {head.name: _rounded({
+            name[len(head.name) + 1:]: value for name, value in metrics.items()
+            if name.startswith(f'{head.name}_') and name[len(head.name) + 1:].split('_given_')[0] in HEAD_METRICS})
+            for head in heads}
+    return _rounded(summary)
+
+
+def _rounded(values: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
 
 
 def data_metadata(data_path: str) -> Dict[str, Any]:

@@ -2,8 +2,8 @@
 
 The model is chosen by name from :mod:`rec_models.registry` and built from the feature spec resolved against
 Transform's output; its hyper-parameters and the training schedule come from the pipeline config (passed as the
-Trainer's ``custom_config``). Training logs go to TensorBoard; early stopping watches the eval AUC and keeps the
-best epoch's weights.
+Trainer's ``custom_config``). Training logs go to TensorBoard; early stopping watches the eval AUC of the
+primary head (or ``training.early_stopping_metric``) and keeps the best epoch's weights.
 The trained model is exported by :mod:`tfx_pipeline.export` (signatures, warmup requests); logged test examples,
 when the data is TFRecord, become the warmup requests and a sample of in-process predictions to check the export
 against.
@@ -64,7 +64,9 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     labels = spec.labels
     train_data = input_fn(train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed)
     eval_data = input_fn(eval_files, tft_output, labels, config.batch_size)
-    callbacks = [tf.keras.callbacks.EarlyStopping(monitor='val_auc', mode='max', restore_best_weights=True,
+    watched = early_stopping_metric(model, config)
+    callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
+                                                  mode='min' if watched.endswith(('loss', 'mse')) else 'max',
                                                   patience=config.early_stopping_patience),
                  _EpochLogger(), *callbacks]
     if config.learning_rate_decay != 1.0:
@@ -75,6 +77,17 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,
                         verbose=0)
     return model, history
+
+
+def early_stopping_metric(model, config: TrainingConfig) -> str:
+    """The metric early stopping watches (``training.early_stopping_metric``, default the primary head's AUC);
+    ValueError naming the setting when the model reports no such metric."""
+    watched = config.early_stopping_metric or model.primary_metric
+    reported = [metric.name for metric in model.metrics]
+    if watched not in reported:
+        raise ValueError(f'training.early_stopping_metric: model {config.model!r} reports no metric {watched!r}; it '
+                         f'reports {reported}')
+    return watched
 
 
 class _EpochLogger(tf.keras.callbacks.Callback):

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from feature_spec import spec as spec_lib
 from rec_models import registry
+from tfx_pipeline import summary
 from tfx_pipeline.config import SPLITS, ConfigError, PipelineConfig
 
 _KINDS = {'int64_list': 'int64', 'float_list': 'float32', 'bytes_list': 'string'}
@@ -25,6 +26,25 @@ def validate(config: PipelineConfig) -> spec_lib.FeatureSpec:
         except ValueError as e:
             raise ConfigError(f'config: training: {e}') from e
     spec = spec_lib.load(config.feature_spec)
+    secondary = set()
+    for model in config.training.models:
+        heads = registry.heads(model, dict(config.training.hparams))
+        for head in heads:
+            for role in (head.role, head.condition):
+                if role is not None:
+                    spec.label_for(role)
+        secondary.update(h.name for h in heads[1:])
+    unknown = sorted(set(config.evaluation.head_floors) - secondary)
+    if unknown:
+        raise ConfigError(f'config: evaluation.head_floors: no model of the run serves {unknown} besides its primary '
+                          f'head (their other heads: {sorted(secondary)})')
+    generated = summary.data_metadata(config.data.path).get('config')   # the synthetic generator's settings
+    sampled = generated.get('negative_sampling_rate', 1.0) if generated else spec.negative_sampling_rate
+    if sampled != spec.negative_sampling_rate:
+        raise ConfigError(f'config: data.path: the training data kept its negatives at rate {sampled} '
+                          f'({config.data.path}/{summary.DATA_METADATA}) but the feature spec {config.feature_spec} '
+                          f'says negative_sampling_rate: {spec.negative_sampling_rate}; the served scores would be '
+                          'miscalibrated')
     for split in SPLITS:
         directory = config.data.split_dir(split)
         files = sorted(tf.io.gfile.glob(os.path.join(directory, '*')))

@@ -13,6 +13,7 @@
 * :mod:`.afm`: ``AttentionalPairwisePooling``; :mod:`.self_attention`: ``InteractingLayer`` (AutoInt);
   :mod:`.cenet`: ``CENetFieldAttention`` (FAT-DeepFFM); :mod:`.activation_unit`: ``ActivationUnit``,
   ``AttentionPooling`` (DIN)
+* :mod:`.experts`: ``MixtureOfExperts`` (shared bottom, OMoE, MMoE), ``gate_entropy``
 * :mod:`.pooling`: ``MaskedSumPooling``, ``MaskedMeanPooling``, ``BehaviorStepValues``,
   ``LearnedStepValues``; :mod:`.softmax`: ``masked_softmax``
 * :mod:`.gru`: ``InterestGRU`` (GRU, AIGRU, AGRU, AUGRU); :mod:`.interest_evolution`: ``InterestEvolution`` (DIEN);
@@ -32,6 +33,7 @@ from rec_models.layers.cenet import CENetFieldAttention
 from rec_models.layers.cross import CrossNetwork
 from rec_models.layers.dice import Dice
 from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, NumericEmbedding
+from rec_models.layers.experts import MixtureOfExperts, gate_entropy
 from rec_models.layers.field_aware import FieldAwareEmbedding, FieldAwareInteraction
 from rec_models.layers.fields import FieldVectors
 from rec_models.layers.gru import InterestGRU
@@ -52,5 +54,6 @@ __all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'Att
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FMFirstOrder', 'FMSecondOrder', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldEmbedding', 'FieldVectors', 'HashedFeatureCrosses', 'HashedPairwiseCross',
            'InnerProduct', 'InteractingLayer', 'InteractiveAttentionPooling', 'InterestEvolution', 'InterestGRU', 'LearnedStepValues',
-           'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MaskedSumPooling', 'MultiHeadSelfAttention',
+           'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MixtureOfExperts', 'gate_entropy', 'MaskedSumPooling',
+           'MultiHeadSelfAttention',
            'NumericEmbedding', 'OuterProduct', 'PeepholeLSTM', 'SelfAttentivePooling', 'TransformerBlock', 'TranslationInteraction']

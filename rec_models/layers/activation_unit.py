@@ -1,4 +1,5 @@
-"""DIN's local activation unit and the attention pooling it drives (DIN paper §4.3, seeds ``003``/``004``).
+"""DIN's local activation unit and the attention pooling it drives (Zhou et al., *Deep Interest Network for
+Click-Through Rate Prediction*, KDD 2018, §4.3).
 
 The user's interest in candidate A is a weighted sum of the behaviour embeddings e_1 … e_H:
 
@@ -14,8 +15,8 @@ type embeddings), which lets the weight depend on recency and on the kind of beh
 The weights are not normalised by a softmax: the paper keeps Σ_j w_j free so that v_U(A)'s norm carries the
 intensity of the user's interest in A. Padded steps get weight 0. The pooled vector is the weighted sum of the
 whole behaviour, Σ_j w_j · [e_j, s_j]: the paper's behaviour embedding is the concatenation of all its feature
-groups, and the side information is part of the behaviour (pooling it measured +0.0010 test AUC on the default
-synthetic data set, README "Results").
+groups, and the side information is part of the behaviour (pooling it was chosen by measurement on the
+default synthetic data set, README "Results").
 
 The first layer, [e, v, e − v, e ⊙ v, s] · W with W = [W1; W2; W3; W4; W5] (one ``(4d + d_s) × H`` kernel, the
 paper's parameterisation), is evaluated in the algebraically equal split form

@@ -1,4 +1,5 @@
-"""Additive attention scores over a sequence (DMR's User-to-Item and Item-to-Item networks, seed ``000``):
+"""Additive attention scores over a sequence (DMR's User-to-Item and Item-to-Item networks: Lyu et al., *Deep Match
+to Rank Model for Personalized Click-Through Rate Prediction*, AAAI 2020):
 
     a_t = zᵀ tanh(Σ_i W_i x_{i,t} + b)
 

@@ -1,5 +1,5 @@
 """AFM's attention-based pooling of the pairwise interactions (Xiao et al., *Attentional Factorization Machines*,
-IJCAI 2017, eq. 3–5; seed ``002``).
+IJCAI 2017, eq. 3–5).
 
 For field vectors e_i = x_i v_i the pair-wise interaction layer forms the n(n−1)/2 products e_i ⊙ e_j (i<j);
 an attention network scores each pair and the pooled vector is their attention-weighted sum:

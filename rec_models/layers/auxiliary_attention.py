@@ -1,5 +1,5 @@
 """DSTN's weighting of auxiliary ads (Ouyang et al., *Deep Spatio-Temporal Neural Networks for Click-Through Rate
-Prediction*, KDD 2019, §3.3–3.4; seed ``001``). For the vectors x_1 … x_n of one kind of auxiliary ad (``[B, n, d]``,
+Prediction*, KDD 2019, §3.3–3.4). For the vectors x_1 … x_n of one kind of auxiliary ad (``[B, n, d]``,
 padded steps masked):
 
 * self-attention (eq. 4–5): β_i = f(x_i), an MLP to a scalar; α_i = exp(β_i) / Σ_j exp(β_j); x̃ = Σ_i α_i x_i.

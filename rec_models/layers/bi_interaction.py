@@ -1,4 +1,5 @@
-"""NFM's Bi-Interaction pooling (He & Chua, *Neural Factorization Machines*, SIGIR 2017, eq. 3–4; seed ``002``).
+"""NFM's Bi-Interaction pooling (He and Chua, *Neural Factorization Machines for Sparse Predictive Analytics*,
+SIGIR 2017, eq. 3–4).
 
 For field vectors e_i = x_i v_i (an embedding row for a categorical field, x_f · v_f for a numeric one) the
 Bi-Interaction layer pools the n(n−1)/2 element-wise products into one k-vector:

@@ -1,5 +1,6 @@
-"""Bilinear attention of a target on a sequence of states, softmax over the valid steps (DIEN eq. 5, DSIN eq.
-10–11; seeds ``003``/``004``):
+"""Bilinear attention of a target on a sequence of states, softmax over the valid steps (eq. 5 of Zhou et al.,
+*Deep Interest Evolution Network for Click-Through Rate Prediction*, AAAI 2019; eq. 10–11 of Feng et al., *Deep
+Session Interest Network for Click-Through Rate Prediction*, IJCAI 2019):
 
     a_t = exp(h_t W e_a) / Σ_j exp(h_j W e_a),      pooled = Σ_t a_t h_t
 

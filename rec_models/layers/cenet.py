@@ -1,4 +1,5 @@
-"""FAT-DeepFFM's CENet field attention (Compose-Excitation network, seed ``001``).
+"""FAT-DeepFFM's CENet field attention (Compose-Excitation network: Zhang et al., *FAT-DeepFFM: Field Attentive
+Deep Field-aware Factorization Machine*, ICDM 2019).
 
 CENet re-weights DeepFFM's field-aware embedding matrices before the interactions. Field i's matrix EM_i holds the
 n vectors v_{i,1}, …, v_{i,n} (``E[:, i]`` of ``[B, n, n, k]``).
@@ -11,7 +12,7 @@ n vectors v_{i,1}, …, v_{i,n} (``E[:, i]`` of ``[B, n, n, k]``).
   attention scores S = [s_{i,j}].
 * Re-weight: AEM_i = [s_{i,1} v_{i,1}, …, s_{i,n} v_{i,n}], i.e. each E_{i,j} scaled by its score.
 
-Choices where the write-up leaves them open: the 1×1 kernel (w_c ``[k]``, b_c) is one shared by all features and
+Choices: the 1×1 kernel (w_c ``[k]``, b_c) is one shared by all features and
 fields, as a convolution's kernel slides over all n·n positions; the reduced width is max(1, n²// r).
 """
 

@@ -1,4 +1,4 @@
-"""DCN's cross network (Wang et al. 2017, "Deep & Cross Network for Ad Click Predictions", seed ``001``).
+"""DCN's cross network (Wang et al., *Deep & Cross Network for Ad Click Predictions*, ADKDD 2017).
 
 Each cross layer l = 0, …, L−1 has a weight vector w_l and a bias b_l (both ``[d]``) and computes
 

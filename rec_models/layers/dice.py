@@ -1,4 +1,5 @@
-"""Dice, the data-adaptive activation function of DIN (paper §5.2, seed ``003``).
+"""Dice, the data-adaptive activation function of DIN (Zhou et al., *Deep Interest Network for Click-Through Rate
+Prediction*, KDD 2018, §5.2).
 
     f(s) = p(s) · s + (1 − p(s)) · α · s,    p(s) = sigmoid((s − E[s]) / sqrt(Var[s] + ε))
 

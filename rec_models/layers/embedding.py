@@ -3,9 +3,9 @@
 Every table of ``ModelInputs.tables`` is one ``[vocab_size, d]`` matrix W; a field is looked up in its table,
 so fields sharing a vocabulary (``item_id`` and ``hist_item_id``) share rows.
 
-Mini-batch-aware regularisation (DIN paper §5.1, seed ``003``). L2 over all of W touches every row at every
-step, which is unaffordable for industrial vocabularies; DIN instead regularises, at mini-batch m, only the rows
-that occur in it, weighted by the inverse of their frequency:
+Mini-batch-aware regularisation (Zhou et al., *Deep Interest Network for Click-Through Rate Prediction*, KDD 2018,
+§5.1). L2 over all of W touches every row at every step, which is unaffordable for industrial vocabularies; DIN
+instead regularises, at mini-batch m, only the rows that occur in it, weighted by the inverse of their frequency:
 
     L2(W) = Σ_j ‖w_j‖² = Σ_j Σ_m Σ_{(x,y) ∈ B_m} I(x_j ≠ 0) / n_j · ‖w_j‖²  ≈  Σ_j Σ_m α_mj / n_j · ‖w_j‖²
 

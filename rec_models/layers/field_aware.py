@@ -1,4 +1,6 @@
-"""Field-aware factorization machines: FFM's pairwise term and DeepFFM's embedding matrices (seeds ``001``, ``002``).
+"""Field-aware factorization machines: FFM's pairwise term (Juan et al., *Field-aware Factorization Machines for CTR
+Prediction*, RecSys 2016) and DeepFFM's embedding matrices (Zhang et al., *FAT-DeepFFM: Field Attentive Deep
+Field-aware Factorization Machine*, ICDM 2019).
 
 FFM gives every feature one latent vector per field and lets feature i meet feature j through the vector i keeps
 for j's field:

@@ -1,5 +1,5 @@
-"""The fields of the feature-interaction models (FM family, seed ``002``): one k-vector and one first-order weight
-per field.
+"""The fields of the feature-interaction models (the FM family: Rendle, *Factorization Machines*, ICDM 2010): one
+k-vector and one first-order weight per field.
 
     ŷ = w0 + Σ_i w_i x_i + f(e_1, …, e_n),    e_i = v_i x_i
 

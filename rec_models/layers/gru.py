@@ -1,7 +1,7 @@
-"""DIEN's recurrent layers (Zhou et al., *Deep Interest Evolution Network*, AAAI 2019, §4.2–4.3; seeds
-``003``/``004``): the GRU of the interest extractor and its attentional variants in the interest evolving layer.
+"""DIEN's recurrent layers (Zhou et al., *Deep Interest Evolution Network for Click-Through Rate Prediction*,
+AAAI 2019, §4.2–4.3): the GRU of the interest extractor and its attentional variants in the interest evolving layer.
 
-The GRU (the seed's equations, with the reset gate applied to U^h h_{t−1}):
+The GRU (the paper's equations, with the reset gate applied to U^h h_{t−1}):
 
     u_t = σ(W^u i_t + U^u h_{t−1} + b^u)
     r_t = σ(W^r i_t + U^r h_{t−1} + b^r)

@@ -1,4 +1,4 @@
-"""The two terms of a factorization machine (DeepFM's FM component, seed ``002``):
+"""The two terms of a factorization machine (Rendle, *Factorization Machines*, ICDM 2010; DeepFM's FM component):
 
     ŷ_FM = w0 + Σ_i w_i x_i + Σ_{i<j} ⟨v_i, v_j⟩ x_i x_j
 

@@ -1,4 +1,5 @@
-"""DIEN's interest evolving layer (Zhou et al., AAAI 2019, §4.3, eq. 5–8; seeds ``003``/``004``).
+"""DIEN's interest evolving layer (Zhou et al., *Deep Interest Evolution Network for Click-Through Rate Prediction*,
+AAAI 2019, §4.3, eq. 5–8).
 
 The attention of each interest state h_t on the target ad e_a, over the valid steps,
 

@@ -1,5 +1,6 @@
 """DSIN's session interest interacting layer: a bidirectional LSTM with peephole connections over the sessions
-(Feng et al., IJCAI 2019, eq. 8–9; seed ``003``, after Graves' LSTM):
+(Feng et al., *Deep Session Interest Network for Click-Through Rate Prediction*, IJCAI 2019, eq. 8–9, after Graves'
+LSTM):
 
     i_t = σ(W_xi I_t + W_hi h_{t−1} + w_ci ∘ c_{t−1} + b_i)
     f_t = σ(W_xf I_t + W_hf h_{t−1} + w_cf ∘ c_{t−1} + b_f)
@@ -8,7 +9,7 @@
     h_t = o_t ∘ tanh(c_t)
     H_t = h→_t ⊕ h←_t
 
-The peephole weights w_c· are diagonal (vectors), as in Graves' formulation the seed's equations come from. The
+The peephole weights w_c· are diagonal (vectors), as in Graves' formulation the paper's equations come from. The
 valid steps come first (sessions oldest first, then empty slots): the forward LSTM runs over them in order, the
 backward one over them in reverse (the valid steps are reversed, the padding stays at the end), and H_t at an
 empty slot is 0. The input projections of all steps are one matrix product before the loop.

@@ -1,5 +1,5 @@
 """POLY2's explicit pairwise crosses with hashed weights (Chang et al., *Training and Testing Low-degree Polynomial
-Data Mappings via Linear SVM*, JMLR 2010; seed ``002``, "特征交叉的开始：POLY2模型"):
+Data Mappings via Linear SVM*, JMLR 2010):
 
     POLY2(w, x) = Σ_{j1=1}^{n} Σ_{j2=j1+1}^{n} w_{h(j1, j2)} x_{j1} x_{j2}
 

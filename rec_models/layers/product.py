@@ -1,4 +1,5 @@
-"""PNN's product layer (seed ``001``): the pairwise products of the field vectors f_1, …, f_n (``[B, n, k]``).
+"""PNN's product layer (Qu et al., *Product-based Neural Networks for User Response Prediction*, ICDM 2016): the
+pairwise products of the field vectors f_1, …, f_n (``[B, n, k]``).
 
 * IPNN: inner products g(f_i, f_j) = ⟨f_i, f_j⟩ for i < j.
 * OPNN: outer products g(f_i, f_j) = f_i f_jᵀ; the paper sums them all before the projection (its "superposition"

@@ -1,4 +1,5 @@
-"""AutoInt's interacting layer (Song et al. 2019, seed ``001``): multi-head self-attention over the fields.
+"""AutoInt's interacting layer (Song et al., *AutoInt: Automatic Feature Interaction Learning via Self-Attentive
+Neural Networks*, CIKM 2019): multi-head self-attention over the fields.
 
 For field m (e_m ``[d]``) and each head h = 1, …, H with W_Q^h, W_K^h, W_V^h ``[d, d']``:
 

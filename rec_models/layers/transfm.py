@@ -1,12 +1,12 @@
-"""TransFM's translation-based pairwise term (Pasricha & McAuley, *Translation-based Factorization Machines for
-Sequential Recommendation*, RecSys 2018, eq. 4 and §3.3; seed ``001``, "FM家族的新朋友之TransFM").
+"""TransFM's translation-based pairwise term (Pasricha and McAuley, *Translation-based Factorization Machines for
+Sequential Recommendation*, RecSys 2018, eq. 4 and §3.3).
 
 Every feature i has an embedding v_i and a translation v'_i; the inner product ⟨v_i, v_j⟩ of FM is replaced by
 the squared distance from the translated v_i to v_j:
 
     ŷ = w0 + Σ_i w_i x_i + Σ_{i<j} d²(v_i + v'_i, v_j) x_i x_j,      d²(a, b) = ‖a − b‖²
 
-With a_i = v_i + v'_i the squared distance expands (§2.3 of the seed) into squared norms and an inner product,
+With a_i = v_i + v'_i the squared distance expands into squared norms and an inner product,
 
     d²(a_i, v_j) = ‖a_i‖² + ‖v_j‖² − 2 ⟨a_i, v_j⟩,     ‖a_i‖² = ‖v_i‖² + ‖v'_i‖² + 2 ⟨v_i, v'_i⟩,
 

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from tfx_pipeline import argtypes
+from serving import argtypes
 from tfx_pipeline.data import synthetic, writers
 
 

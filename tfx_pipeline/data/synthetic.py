@@ -16,20 +16,23 @@ of all rows, concatenated in row order, and the int64 number of values of each r
 """
 
 import dataclasses
-from typing import Dict, Iterator, NamedTuple, Optional, Union
+from typing import Dict, Iterator, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
 from rec_models.metrics import auc
+from tfx_pipeline.data import outcomes
 
 SECONDS_PER_DAY = 86_400
 SPLITS = ('train', 'eval', 'test')
 
 ID_COLUMNS = ('impression_id', 'request_id', 'user_id')
 INT_COLUMNS = ID_COLUMNS + ('age_bucket', 'gender', 'city', 'item_id', 'category', 'brand',
-                            'request_time', 'hour', 'device', 'position', 'query', 'click', 'cart', 'purchase')
-GROUND_TRUTH_COLUMNS = ('true_examination', 'true_relevance', 'true_ctr')
-FLOAT_COLUMNS = ('purchase_power', 'price', 'bid') + GROUND_TRUTH_COLUMNS
+                            'request_time', 'hour', 'device', 'position', 'query', 'click') + outcomes.INT_COLUMNS
+GROUND_TRUTH_COLUMNS = ('true_examination', 'true_relevance', 'true_ctr', 'true_cvr', 'true_satisfaction',
+                        'click_if_examined', 'conversion_if_clicked')
+FLOAT_COLUMNS = ('purchase_power', 'price', 'bid', 'true_examination', 'true_relevance',
+                 'true_ctr') + outcomes.FLOAT_COLUMNS
 # List columns by the log they come from; the lists of one log have the same length in every row.
 LIST_GROUPS = (('hist_item_id', 'hist_category', 'hist_brand', 'hist_behavior_type', 'hist_time'),
                ('hist_query', 'hist_query_time'),
@@ -136,10 +139,23 @@ class GeneratorConfig:
     hour_cross_std: float = 0.25
     interest_weight: float = 0.5
     position_decay: float = 0.25
-    # Conversions.
+    # The post-click funnel (ESM2; tfx_pipeline/data/outcomes.py): a D-Action (cart or wish list) with
+    # σ(cart_bias + a + β_ℓ ℓ), a purchase after it with σ(purchase_bias + a), after an O-Action with
+    # σ(direct_purchase_bias + a + β_ℓ ℓ); a = conversion_price_weight (x_power − x_price), β_ℓ = brand_loyalty_weight.
     cart_bias: float = -1.7
     purchase_bias: float = -0.6
+    direct_purchase_bias: float = -3.0
     conversion_price_weight: float = 0.8
+    brand_loyalty_weight: float = 0.6
+    # Satisfaction after a click: σ(satisfaction_bias + ρ (z − b0) + √(1 − ρ²) v_item), ρ = satisfaction_correlation.
+    satisfaction_bias: float = 0.0
+    satisfaction_correlation: float = 0.5
+    # The privileged page dwell: exp(3 + 0.5 (z + N(0, privileged_noise²))) seconds.
+    privileged_noise: float = 1.0
+    # Negative down-sampling of the training split: each unclicked training impression is kept with this rate w
+    # (its own random stream; 1: all kept). The metadata records w, and a feature spec reading the data must say the
+    # same (negative_sampling_rate) so that the served scores are calibrated back.
+    negative_sampling_rate: float = 1.0
     # Searches (ATRank, DUPN): a session is a search session with search_session_share; its query, issued at its
     # start, is one of query_terms_per_category terms of a category drawn from the session's π. The log of each
     # impression keeps the user's last query_history_length queries and last unclicked_history_length
@@ -163,8 +179,10 @@ class GeneratorConfig:
             _check(name, getattr(self, name) > 0, 'must be positive')
         _check('warmup_days', self.warmup_days >= 0, 'must be >= 0')
         _check('behaviors_per_session', self.behaviors_per_session >= 1, 'must be >= 1')
+        _check('privileged_noise', self.privileged_noise >= 0, 'must be >= 0')
+        _check('negative_sampling_rate', 0 < self.negative_sampling_rate <= 1, 'must lie in (0, 1]')
         for name in ('new_item_fraction', 'new_user_fraction', 'drift', 'session_focus', 'interest_candidate_share',
-                     'preferred_device_prob', 'search_session_share'):
+                     'preferred_device_prob', 'search_session_share', 'satisfaction_correlation'):
             _check(name, 0 <= getattr(self, name) <= 1, 'must lie in [0, 1]')
         _check('train_fraction', 0 < self.train_fraction < 1, 'must lie in (0, 1)')
         _check('eval_fraction', 0 < self.eval_fraction < 1 - self.train_fraction,
@@ -226,16 +244,21 @@ def generate_chunks(config: GeneratorConfig) -> Iterator[Dict[str, Split]]:
     request_bounds = (bounds * config.num_requests) // config.num_users
     for k, seed in enumerate(chunk_seeds):
         rng = np.random.Generator(np.random.PCG64(seed))
-        search_rng, focus_rng = (np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-            config.seed, spawn_key=(stream, k)))) for stream in (_SEARCH_STREAM, _FOCUS_STREAM))
+        search_rng, focus_rng, outcome_rng, sampling_rng = (np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            config.seed, spawn_key=(stream, k)))) for stream in (_SEARCH_STREAM, _FOCUS_STREAM, outcomes.OUTCOME_STREAM,
+                                                                 _SAMPLING_STREAM))
         users = _make_users(config, world, rng, np.arange(bounds[k], bounds[k + 1]))
-        rows = _make_chunk(config, world, users, (rng, search_rng, focus_rng),
+        rows = _make_chunk(config, world, users, (rng, search_rng, focus_rng, outcome_rng),
                            int(request_bounds[k + 1] - request_bounds[k]), first_request_id=int(request_bounds[k]))
-        yield _split_by_time(config, rows)
+        splits = _split_by_time(config, rows)
+        if config.negative_sampling_rate < 1.0:
+            splits['train'] = _sample_negatives(splits['train'], config.negative_sampling_rate, sampling_rng)
+        yield splits
 
 
 _SEARCH_STREAM = 2 ** 32 - 1   # spawn key of the searches' streams, apart from the chunks' (0, 1, …)
 _FOCUS_STREAM = 2 ** 32 - 2    # spawn key of the session foci's streams
+_SAMPLING_STREAM = 2 ** 32 - 5  # spawn key of the negative down-sampling's streams
 
 
 def _num_chunks(config: GeneratorConfig) -> int:
@@ -258,6 +281,7 @@ def _make_world(config: GeneratorConfig, rng: np.random.Generator) -> dict:
         'hour_cross': rng.normal(0.0, config.hour_cross_std, (NUM_HOUR_BUCKETS, c)),
     }
     world.update(_make_items(config, rng, category_share))
+    world['item_satisfaction'] = outcomes.item_satisfaction(config.seed, config.num_items)
     return world
 
 
@@ -424,14 +448,15 @@ def _make_behaviors(config: GeneratorConfig, world: dict, sessions: dict, intere
 def _make_chunk(config: GeneratorConfig, world: dict, users: dict, rngs: tuple, num_requests: int,
                 first_request_id: int) -> Split:
     """All impressions of one chunk of users, ordered by (request_time, request_id, position). ``rngs``: the chunk's
-    stream, its searches' stream and its session foci's stream."""
-    rng, search_rng, focus_rng = rngs
+    stream, its searches' stream, its session foci's stream and its outcomes' stream."""
+    rng, search_rng, focus_rng, outcome_rng = rngs
     sessions = _make_sessions(config, users, rng)
     interest = _focus_sessions(config, _drift_interests(config, world, users, sessions, rng), focus_rng)
     behaviors = _make_behaviors(config, world, sessions, interest, rng)
     requests = _make_requests(config, users, behaviors, rng, num_requests)
     items = _make_pages(config, world, interest, requests, rng)
-    rows = _label_pages(config, world, users, behaviors, interest, requests, items, rng, first_request_id)
+    rows = _label_pages(config, world, users, behaviors, interest, requests, items, (rng, outcome_rng),
+                        first_request_id)
     rows.update(_search_columns(config, sessions, interest, requests, search_rng, rows['request_id'] - first_request_id))
     rows.update(_page_context_columns(rows))
     rows.update(_unclicked_columns(config, rows))
@@ -501,17 +526,20 @@ def _later_duplicates(items: np.ndarray) -> np.ndarray:
 
 
 def _label_pages(config: GeneratorConfig, world: dict, users: dict, behaviors: dict, interest: np.ndarray,
-                 requests: dict, items: np.ndarray, rng: np.random.Generator, first_request_id: int) -> Split:
+                 requests: dict, items: np.ndarray, rngs: tuple, first_request_id: int) -> Split:
     """Relevance, production-ranker positions, examination and labels of every impression.
 
     true_relevance = sigmoid(z) (see :func:`_relevance_logit`); the production ranker orders a page by
     z + N(0, ranker_noise²); true_examination = (1 + position)^(−η); click ~ Bernoulli(examination · relevance);
-    cart | click ~ Bernoulli(sigmoid(c_cart + w (x_power − x_price))); purchase | cart likewise with c_buy.
+    the funnel after the click, satisfaction, the counterfactual click and the page dwell come from the outcome
+    stream (``rngs``: the chunk's stream and its outcomes' stream; :mod:`tfx_pipeline.data.outcomes`).
     """
+    rng, outcome_rng = rngs
     n_req, page = items.shape
-    z = _relevance_logit(config, world, users, behaviors, interest, requests, items)
+    z, brand_count = _relevance_logit(config, world, users, behaviors, interest, requests, items)
     order = np.argsort(-(z + rng.normal(0.0, config.ranker_noise, z.shape)), axis=1, kind='stable')
     items, z = np.take_along_axis(items, order, axis=1).ravel(), np.take_along_axis(z, order, axis=1).ravel()
+    brand_count = np.take_along_axis(brand_count, order, axis=1).ravel()
     position = np.tile(np.arange(page), n_req)
     request = np.repeat(np.arange(n_req), page)
     user = requests['user'][request]
@@ -519,8 +547,8 @@ def _label_pages(config: GeneratorConfig, world: dict, users: dict, behaviors: d
     relevance = _sigmoid(z)
     click = rng.random(z.size) < examination * relevance
     affordability = config.conversion_price_weight * (users['x_power'][user] - world['item_x_price'][items])
-    cart = click & (rng.random(z.size) < _sigmoid(config.cart_bias + affordability))
-    purchase = cart & (rng.random(z.size) < _sigmoid(config.purchase_bias + affordability))
+    outcome = outcomes.outcome_columns(config, z, click, affordability, brand_count,
+                                       world['item_satisfaction'][items], outcome_rng)
     request_id = first_request_id + request
     rows = {
         'impression_id': request_id * page + position,
@@ -539,8 +567,7 @@ def _label_pages(config: GeneratorConfig, world: dict, users: dict, behaviors: d
         'device': requests['device'][request].astype(np.int64),
         'position': position,
         'click': click,
-        'cart': cart,
-        'purchase': purchase,
+        **outcome,
         'bid': world['item_bid'][items],
         'true_examination': examination,
         'true_relevance': relevance,
@@ -552,9 +579,9 @@ def _label_pages(config: GeneratorConfig, world: dict, users: dict, behaviors: d
 
 
 def _relevance_logit(config: GeneratorConfig, world: dict, users: dict, behaviors: dict, interest: np.ndarray,
-                     requests: dict, items: np.ndarray) -> np.ndarray:
-    """z = b0 + β_h log(1 + S_cat) + β_b log(1 + S_brand) + A'[age, c] + β_p x_price x_power + H[hour/4, c]
-    + D[device] + q_item + γ π_u(t)[c], per ``[request, slot]``.
+                     requests: dict, items: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(z, S_brand)``, each ``[request, slot]``: z = b0 + β_h log(1 + S_cat) + β_b log(1 + S_brand) + A'[age, c]
+    + β_p x_price x_power + H[hour/4, c] + D[device] + q_item + γ π_u(t)[c].
 
     S_cat = Σ_j w_type(j) 1[cat_j = c] exp(−(t − t_j)/τ) over the request's written history, S_brand likewise.
     """
@@ -582,7 +609,7 @@ def _relevance_logit(config: GeneratorConfig, world: dict, users: dict, behavior
          + np.asarray(DEVICE_EFFECT)[requests['device'][request]]
          + world['item_quality'][items]
          + config.interest_weight * interest[requests['session'][request], category])
-    return z.reshape(n_req, page)
+    return z.reshape(n_req, page), s_brand.reshape(n_req, page)
 
 
 _BEHAVIOR_WEIGHTS = (1.0, 2.0, 3.0)   # click, cart, buy
@@ -667,6 +694,26 @@ def _split_by_time(config: GeneratorConfig, rows: Split) -> Dict[str, Split]:
     cuts = config.start_time + np.floor(fractions * config.horizon_days * SECONDS_PER_DAY).astype(np.int64)
     bounds = np.r_[0, np.searchsorted(rows['request_time'], cuts, side='left'), rows['request_time'].size]
     return {name: take_rows(rows, bounds[k], bounds[k + 1]) for k, name in enumerate(SPLITS)}
+
+
+def _sample_negatives(split: Split, rate: float, rng: np.random.Generator) -> Split:
+    """The split with every clicked row and each unclicked one kept with probability ``rate``, in order."""
+    keep = (split['click'] > 0) | (rng.random(split['click'].size) < rate)
+    return _select(split, keep)
+
+
+def _select(split: Split, keep: np.ndarray) -> Split:
+    """The rows of a split where ``keep`` is true (list columns too)."""
+    rows = np.flatnonzero(keep)
+    selected = {}
+    for name, column in split.items():
+        if isinstance(column, Ragged):
+            starts = column.row_splits[:-1][rows]
+            lengths = column.row_lengths[rows]
+            selected[name] = Ragged(column.values[ragged_arange(starts, lengths)], lengths)
+        else:
+            selected[name] = column[rows]
+    return selected
 
 
 def take_rows(split: Split, begin: int, end: int) -> Split:

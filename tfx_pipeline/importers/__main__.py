@@ -22,7 +22,7 @@ from feature_spec import ensure_legacy_keras
 ensure_legacy_keras()
 
 from feature_spec.spec import SpecError  # pylint: disable=wrong-import-position
-from tfx_pipeline import argtypes  # pylint: disable=wrong-import-position
+from serving import argtypes  # pylint: disable=wrong-import-position
 from tfx_pipeline.importers import amazon, common, criteo, libfm  # pylint: disable=wrong-import-position
 
 

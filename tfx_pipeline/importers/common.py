@@ -86,8 +86,8 @@ def open_lines(path: str) -> Iterator[Tuple[int, str]]:
 class SplitWriter:
     """Writes tf.Examples to ``out/tfrecord/<split>/part-00000.tfrecord`` and counts rows and positives.
 
-    The examples are encoded by :func:`serialize_example` (4-5 times faster than building ``tf.train.Example``
-    protos); TensorFlow only frames the records.
+    The examples are encoded by :func:`serialize_example` (faster than building ``tf.train.Example`` protos);
+    TensorFlow only frames the records.
     """
 
     def __init__(self, out_dir: str, columns: Dict[str, str], label: str):

@@ -1,0 +1,46 @@
+"""What the pipeline runs and exports of ``conftest.py`` are: their models, schedule and handles."""
+
+import dataclasses
+from typing import Any, Dict
+
+from rec_models import registry
+
+from pipeline_cli import sample_predictions
+
+MODELS = registry.names()
+# The models of the pipeline run in make test: a single-head sequence model, a multi-head model, a position-aware one.
+PIPELINE_MODELS = ('din', 'esmm', 'pal')
+# The pipeline runs' schedule: tiny data, two short epochs.
+SCHEDULE = {'epochs': 2, 'batch_size': 64, 'learning_rate': 0.01}
+AUC_FLOOR = 0.56
+
+
+@dataclasses.dataclass
+class Export:
+    """A model exported as the Trainer exports it: its directory, the in-process serving module the SavedModel was
+    written from, and ``{output: values}`` the model computed eagerly on the logged examples."""
+    model: str
+    directory: str
+    serving: Any
+    in_process: Dict[str, Any]
+
+
+@dataclasses.dataclass
+class Zoo:
+    """A pipeline run: ``summaries[model]`` (its JSON summary line), the run's directory, the CLI's completed
+    process."""
+    summaries: Dict[str, dict]
+    tmp_path: object
+    result: object
+
+    @property
+    def run_dir(self):
+        return self.tmp_path / 'runs' / 'zoo'
+
+    def pushed(self, model: str) -> str:
+        return self.summaries[model]['pushed_model']
+
+    def sample(self, model: str, head='probabilities'):
+        """The logged test examples and the Trainer's in-process predictions of ``model``
+        (:func:`sample_predictions`)."""
+        return sample_predictions(self.run_dir, f'Trainer.{model}', head)

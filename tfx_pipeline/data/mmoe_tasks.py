@@ -1,0 +1,60 @@
+"""The synthetic regression tasks of the MMoE paper (Ma et al., *Modeling Task Relationships in Multi-task Learning
+with Multi-gate Mixture-of-Experts*, KDD 2018, §3.2), with their correlation as a knob.
+
+    u1 ⟂ u2 unit vectors in R^d;   w1 = c · u1,   w2 = c · (p · u1 + √(1 − p²) · u2)
+    x ~ N(0, I_d);   y_k = w_kᵀ x + Σ_{i=1..m} sin(α_i w_kᵀ x + β_i) + ε_k,   ε_k ~ N(0, 0.01)
+
+The cosine of w1 and w2 is p; the labels' correlation rises with p but is not p itself (the sines). Choices (the
+paper does not publish them): α_i = i, β_i = (i − 1)², c = 1, m = 10, as a public reproduction of the generator
+does; ε has variance 0.01 (standard deviation 0.1).
+"""
+
+import dataclasses
+from typing import Dict
+
+import numpy as np
+
+FEATURE = 'x'   # features x_0 … x_{d-1}
+LABELS = ('y1', 'y2')
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    correlation: float = 0.5      # p
+    rows: int = 12_000
+    dim: int = 100                # d
+    scale: float = 1.0            # c
+    sines: int = 10               # m
+    noise_std: float = 0.1
+    seed: int = 0
+
+    def validate(self) -> 'TaskConfig':
+        if not -1.0 <= self.correlation <= 1.0:
+            raise ValueError(f'correlation must lie in [-1, 1], got {self.correlation}')
+        if self.rows < 1 or self.dim < 2 or self.sines < 0 or self.noise_std < 0:
+            raise ValueError(f'need rows ≥ 1, dim ≥ 2, sines ≥ 0 and noise_std ≥ 0; got {self}')
+        return self
+
+
+def task_weights(config: TaskConfig, rng: np.random.Generator):
+    """``(w1, w2)``: c · u1 and c · (p u1 + √(1 − p²) u2) for random orthonormal u1, u2."""
+    u, _ = np.linalg.qr(rng.normal(size=(config.dim, 2)))
+    u1, u2 = u[:, 0], u[:, 1]
+    p = config.correlation
+    return config.scale * u1, config.scale * (p * u1 + np.sqrt(1.0 - p ** 2) * u2)
+
+
+def generate(config: TaskConfig) -> Dict[str, np.ndarray]:
+    """``{'x_0' … 'x_{d-1}': [rows] float32, 'y1', 'y2': [rows] float32}``."""
+    config.validate()
+    rng = np.random.default_rng(config.seed)
+    w1, w2 = task_weights(config, rng)
+    x = rng.normal(size=(config.rows, config.dim))
+    alpha = np.arange(1, config.sines + 1, dtype=np.float64)
+    beta = (alpha - 1.0) ** 2
+    columns = {f'{FEATURE}_{j}': x[:, j].astype(np.float32) for j in range(config.dim)}
+    for name, w in zip(LABELS, (w1, w2)):
+        projection = x @ w
+        y = projection + np.sin(alpha[None, :] * projection[:, None] + beta[None, :]).sum(axis=1)
+        columns[name] = (y + rng.normal(0.0, config.noise_std, config.rows)).astype(np.float32)
+    return columns

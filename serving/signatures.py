@@ -19,6 +19,10 @@ signature           method name                      inputs                     
                                                                                                   ``[N]``
 =================== ================================ ============================================ =================
 
+A multi-head model's ``serving_default`` and ``rank`` also return every served head by name (``ctr``, ``cvr``,
+``ctcvr``, …), each float ``[N]``; ``probabilities`` is the primary head, which ``classification`` and
+``regression`` serve. A client learns the heads from GetModelMetadata (the outputs of ``serving_default``).
+
 ``tf.saved_model.save`` writes every signature with the predict method name; TF Serving's ``Classify`` and
 ``Regress`` APIs refuse a signature whose method name is not theirs, so :func:`set_method_names` rewrites them in
 ``saved_model.pb`` after saving. Loading with ``tf.saved_model.load`` is unaffected.

@@ -54,6 +54,7 @@ class FakeServing(prediction_service_pb2_grpc.PredictionServiceServicer,
         self.failures = []         # status codes to answer, one per call, before answering normally
         self.always = None         # a status code to answer every call with
         self.delay_s = 0.0
+        self.heads = ()            # the named heads a multi-head model serves besides the probabilities
         self.stop = threading.Event()
 
     def _begin(self, rpc, request, context):
@@ -82,6 +83,8 @@ class FakeServing(prediction_service_pb2_grpc.PredictionServiceServicer,
         scores = [_score(e) for e in tf.make_ndarray(request.inputs[key]).tolist()]
         response = predict_pb2.PredictResponse(model_spec=served)
         response.outputs[signatures.PROBABILITIES].CopyFrom(tf.make_tensor_proto(np.array(scores, np.float32)))
+        for k, head in enumerate(self.heads, start=2):
+            response.outputs[head].CopyFrom(tf.make_tensor_proto(np.array(scores, np.float32) / k))
         return response
 
     def Classify(self, request, context):
@@ -105,6 +108,8 @@ class FakeServing(prediction_service_pb2_grpc.PredictionServiceServicer,
         signature = meta_graph_pb2.SignatureDef(method_name=signatures.PREDICT_METHOD)
         signature.inputs[signatures.EXAMPLES].dtype = types_pb2.DT_STRING
         signature.outputs[signatures.PROBABILITIES].dtype = types_pb2.DT_FLOAT
+        for head in self.heads:
+            signature.outputs[head].dtype = types_pb2.DT_FLOAT
         response = get_model_metadata_pb2.GetModelMetadataResponse(model_spec=served)
         response.metadata['signature_def'].Pack(
             get_model_metadata_pb2.SignatureDefMap(signature_def={signatures.PREDICT: signature}))
@@ -310,6 +315,23 @@ def test_classify_and_regress_use_example_lists_with_and_without_context(fake, s
     assert regress.model_spec.signature_name == signatures.REGRESS and regress.input.HasField('example_list')
     np.testing.assert_array_equal(regressed.scores, [_score(e.SerializeToString()) for e in _examples(regress)])
     assert classified.version == regressed.version == LATEST
+
+
+def test_a_multi_head_models_heads_come_back_by_name(fake, spec, tmp_path, capsys):
+    fake.heads = ('cvr', 'ctcvr')
+    rows = _rows(spec, 3)
+    with ServingClient(_target(fake), 'ranker', spec=spec) as client:
+        result = client.predict(rows)
+        assert client.metadata().heads == ['ctcvr', 'cvr']
+    assert list(result.heads) == ['ctcvr', 'cvr']
+    np.testing.assert_allclose(result.heads['cvr'], result.scores / 2, rtol=1e-6)
+    np.testing.assert_allclose(result.heads['ctcvr'], result.scores / 3, rtol=1e-6)
+    path = tmp_path / 'rows.jsonl'
+    path.write_text('\n'.join(json.dumps(r) for r in rows))
+    assert main(['predict', '--target', _target(fake), '--model', 'ranker', '--examples', str(path),
+                 '--feature_spec', SPEC_PATH]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line['heads']['cvr'] for line in printed] == pytest.approx([line['score'] / 2 for line in printed])
 
 
 def test_metadata_and_status(fake):

@@ -40,6 +40,9 @@ def test_several_models_get_their_own_nodes_and_the_same_schedule():
     ('training.model=[]', 'training.model must be a name or a non-empty list of names'),
     ('training.model=3', 'training.model must be a name or a non-empty list of names'),
     ('training.model=[fm, fm]', 'training.model lists a name twice'),
+    ('evaluation.head_floors=0.6', 'evaluation.head_floors must map head names to AUC floors'),
+    ('evaluation.head_floors={cvr: 1.5}', 'evaluation.head_floors must map head names to AUC floors'),
+    ('training.early_stopping_metric=3', 'training.early_stopping_metric must be a string'),
 ])
 def test_bad_values_are_rejected_naming_the_key(override, message):
     with pytest.raises(config_lib.ConfigError) as error:
@@ -50,3 +53,26 @@ def test_bad_values_are_rejected_naming_the_key(override, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(config_lib.ConfigError, match='config file not found'):
         config_lib.load(str(tmp_path / 'nope.yaml'))
+
+
+def test_head_floors_must_name_a_head_of_a_model_of_the_run(tiny_data, tmp_path):
+    from tfx_pipeline import validation  # pylint: disable=import-outside-toplevel
+    overrides = [f'data.path={tiny_data}', f'runs_dir={tmp_path}']
+    config = config_lib.load('tfx_pipeline/configs/demo.yaml', overrides + ['training.model=[din, esmm]',
+                                                                           'evaluation.head_floors={cvr: 0.6}'])
+    validation.validate(config)   # ESMM serves cvr
+    config = config_lib.load('tfx_pipeline/configs/demo.yaml', overrides + ['evaluation.head_floors={cvr: 0.6}'])
+    with pytest.raises(config_lib.ConfigError, match=r"head_floors: no model of the run serves \['cvr'\]"):
+        validation.validate(config)
+
+
+def test_early_stopping_watches_the_primary_head_or_a_named_metric():
+    from rec_models import registry  # pylint: disable=import-outside-toplevel
+    from tfx_pipeline import trainer  # pylint: disable=import-outside-toplevel
+    from toy_inputs import INPUTS  # pylint: disable=import-outside-toplevel
+    esmm = registry.build('esmm', INPUTS)
+    training = config_lib.TrainingConfig(model='esmm')
+    assert trainer.early_stopping_metric(esmm, training) == 'ctr_auc'
+    assert trainer.early_stopping_metric(esmm, config_lib.TrainingConfig(early_stopping_metric='cvr_auc')) == 'cvr_auc'
+    with pytest.raises(ValueError, match="training.early_stopping_metric: .*no metric 'val_auc'"):
+        trainer.early_stopping_metric(esmm, config_lib.TrainingConfig(early_stopping_metric='val_auc'))

@@ -7,11 +7,13 @@
 Experiments:
 
 * ``mmoe``: the MMoE paper's synthetic regression tasks (:mod:`tfx_pipeline.data.mmoe_tasks`) at task correlations
-  p = 0.5, 0.9, 1.0, several seeds each: the test loss (MSE) of each task for shared-bottom, OMoE and MMoE at about
-  equal parameter counts (the paper's sizes: 8 experts of 16 units, towers of 8, a shared bottom of 113 units), each
-  trained with Adam (10⁻³, batch 128) until the loss on held-out rows stops falling;
-  rows ``{experiment, model, correlation, task_1_loss, task_1_std, task_2_loss, task_2_std, params, seeds}`` and
-  ``mmoe.png`` (loss against p) in ``--out``.
+  p = 0.5, 0.9, 1.0, several seeds each, for each draw of the sines in ``--mmoe_sines``
+  (:data:`tfx_pipeline.data.mmoe_tasks.SINES_DRAWS`): the test loss (MSE) of each task, and that loss over the test
+  labels' variance (the share left unexplained), for shared-bottom, OMoE and MMoE at about equal parameter counts
+  (the paper's sizes: 8 experts of 16 units, towers of 8, a shared bottom of 113 units), each trained with Adam
+  (10⁻³, batch 128) until the loss on held-out rows stops falling; rows ``{experiment, sines_draw, model,
+  correlation, task_k_loss, task_k_std, task_k_unexplained, task_k_unexplained_std (k = 1, 2), params, seeds,
+  label_variance}`` and ``mmoe_<sines_draw>.png`` (the unexplained share against p) in ``--out``.
 * ``debiasing``: on the click log, the relevance AUC (served scores against the click-if-examined draws) and the
   NDCG of each request's candidates against the true relevance, for a position-blind model, the position as a
   feature served at the first position, YouTube's shallow tower, PAL and the adversarial bias net at λ = 0 and at
@@ -65,9 +67,9 @@ def mmoe_inputs(dim: int) -> ModelInputs:
 
 
 def mmoe_run(name, hparams, columns, train_rows, epochs, seed):
-    """(task losses on the test rows, parameter count) of one model trained on the first ``train_rows``, stopped
-    early on the next ``train_rows // 5`` (the sum of the two losses, patience 5, the best epoch's weights); the test
-    rows are the last ``train_rows // 5``."""
+    """(task losses on the test rows, the test labels' variances, parameter count) of one model trained on the first
+    ``train_rows``, stopped early on the next ``train_rows // 5`` (the sum of the two losses, patience 5, the best
+    epoch's weights); the test rows are the last ``train_rows // 5``."""
     tf.keras.utils.set_random_seed(seed)
     dim = sum(1 for key in columns if key.startswith(mmoe_tasks.FEATURE))
     model = registry.build(name, mmoe_inputs(dim), {**hparams, 'objectives': mmoe_tasks.LABELS,
@@ -83,32 +85,46 @@ def mmoe_run(name, hparams, columns, train_rows, epochs, seed):
               batch_size=128, epochs=epochs, callbacks=[stop], verbose=0)
     outputs = model.predict(test, batch_size=4096, verbose=0)
     losses = [float(np.mean((outputs[y].reshape(-1) - test[y]) ** 2)) for y in labels]
-    return losses, int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    return losses, [float(np.var(test[y])) for y in labels], params
 
 
 def mmoe_experiment(args):
+    """One row per sines draw, correlation and model: each task's test MSE and its MSE over the test labels'
+    variance (the share of the variance left unexplained, comparable across seeds whose sines differ), mean and
+    standard deviation over the seeds."""
     rows = []
-    for correlation in args.correlations:
-        for name, hparams in MMOE_MODELS.items():
-            runs = []
-            for seed in range(args.seeds):
-                columns = mmoe_tasks.generate(mmoe_tasks.TaskConfig(correlation=correlation, seed=seed,
-                                                                    rows=args.mmoe_rows + 2 * (args.mmoe_rows // 5)))
-                losses, params = mmoe_run(name, hparams, columns, args.mmoe_rows, args.mmoe_epochs, seed)
-                runs.append(losses)
-            runs = np.array(runs)
-            rows.append(emit({'experiment': 'mmoe', 'model': name, 'correlation': correlation,
-                              'task_1_loss': round(float(runs[:, 0].mean()), 4),
-                              'task_1_std': round(float(runs[:, 0].std()), 4),
-                              'task_2_loss': round(float(runs[:, 1].mean()), 4),
-                              'task_2_std': round(float(runs[:, 1].std()), 4), 'params': params,
-                              'seeds': args.seeds}))
-    plot_mmoe(rows, os.path.join(args.out, 'mmoe.png'))
+    for sines_draw in args.mmoe_sines:
+        mine = []
+        for correlation in args.correlations:
+            for name, hparams in MMOE_MODELS.items():
+                losses, variances = [], []
+                for seed in range(args.seeds):
+                    columns = mmoe_tasks.generate(mmoe_tasks.TaskConfig(
+                        correlation=correlation, seed=seed, sines_draw=sines_draw,
+                        rows=args.mmoe_rows + 2 * (args.mmoe_rows // 5)))
+                    loss, variance, params = mmoe_run(name, hparams, columns, args.mmoe_rows, args.mmoe_epochs, seed)
+                    losses.append(loss)
+                    variances.append(variance)
+                losses, variances = np.array(losses), np.array(variances)
+                row = {'experiment': 'mmoe', 'sines_draw': sines_draw, 'model': name, 'correlation': correlation}
+                for k in range(len(mmoe_tasks.LABELS)):
+                    unexplained = losses[:, k] / variances[:, k]
+                    row.update({f'task_{k + 1}_loss': round(float(losses[:, k].mean()), 4),
+                                f'task_{k + 1}_std': round(float(losses[:, k].std()), 4),
+                                f'task_{k + 1}_unexplained': round(float(unexplained.mean()), 4),
+                                f'task_{k + 1}_unexplained_std': round(float(unexplained.std()), 4)})
+                row.update({'params': params, 'seeds': args.seeds,
+                            'label_variance': round(float(variances.mean()), 3)})
+                mine.append(emit(row))
+        plot_mmoe(mine, os.path.join(args.out, f'mmoe_{sines_draw}.png'))
+        rows += mine
     return rows
 
 
 def plot_mmoe(rows, path):
-    """Each task's mean test loss (± one standard deviation over seeds) against the correlation p, per model."""
+    """Each task's mean unexplained share of the test labels' variance (± one standard deviation over seeds) against
+    the correlation p, per model."""
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -117,13 +133,13 @@ def plot_mmoe(rows, path):
         for name in MMOE_MODELS:
             mine = sorted((r for r in rows if r['model'] == name), key=lambda r: r['correlation'])
             p = [r['correlation'] for r in mine]
-            mean = np.array([r[f'task_{task}_loss'] for r in mine])
-            std = np.array([r[f'task_{task}_std'] for r in mine])
+            mean = np.array([r[f'task_{task}_unexplained'] for r in mine])
+            std = np.array([r[f'task_{task}_unexplained_std'] for r in mine])
             axis.errorbar(p, mean, yerr=std, marker='o', capsize=3, label=name)
         axis.set_title(f'task {task}')
         axis.set_xlabel('task correlation p')
         axis.grid(alpha=0.3)
-    axes[0].set_ylabel('test loss (MSE)')
+    axes[0].set_ylabel('test MSE / label variance')
     axes[0].legend()
     figure.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -176,7 +192,8 @@ def table(rows, columns):
 
 
 TABLE_COLUMNS = {
-    'mmoe': ('model', 'correlation', 'task_1_loss', 'task_1_std', 'task_2_loss', 'task_2_std', 'params'),
+    'mmoe': ('sines_draw', 'model', 'correlation', 'task_1_unexplained', 'task_1_unexplained_std',
+             'task_2_unexplained', 'task_2_unexplained_std', 'task_1_loss', 'task_2_loss', 'label_variance'),
     'debiasing': ('model', 'relevance_auc', 'ndcg', 'test_auc', 'logloss', 'epochs'),
     'selection_bias': ('model', 'conversion_if_clicked_auc', 'cvr_auc_given_click', 'cvr_auc', 'ctcvr_auc',
                        'ctr_auc', 'epochs'),
@@ -197,6 +214,9 @@ def main(argv=None):
     parser.add_argument('--mmoe_rows', type=int, default=10_000,
                         help='training rows of each MMoE run (validation and test: 20%% each)')
     parser.add_argument('--mmoe_epochs', type=int, default=100, help='at most; early stopping on the validation rows')
+    parser.add_argument('--mmoe_sines', nargs='+', default=['normal', 'fixed'], choices=mmoe_tasks.SINES_DRAWS,
+                        help="the sines' α and β: drawn from N(0, 1) per seed, or fixed (α_i = i, "
+                             'β_i = (i − 1)²)')
     parser.add_argument('--workdir', default=os.path.join('runs', 'bench'))
     parser.add_argument('--out', default=os.path.join('runs', 'bench', 'multitask'), help='where the plot goes')
     args = parser.parse_args(argv)

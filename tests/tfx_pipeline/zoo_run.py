@@ -12,8 +12,9 @@ MODELS = registry.names()
 PIPELINE_MODELS = ('din', 'esmm', 'pal')
 # The pipeline runs' schedule: tiny data, two short epochs.
 SCHEDULE = {'epochs': 2, 'batch_size': 64, 'learning_rate': 0.01}
-# The primary head's test AUC every model of a run must clear: the zoo's models reached ZOO_AUC_RANGE on tiny
-# (seed 0) with this schedule; a model that learns nothing, or the wrong sign, stays near 0.5.
+# The primary head's test AUC every model of a run must clear: the 31 interaction and sequence models reached
+# 0.60–0.68 on tiny (seed 0) with this schedule, measured before the multi-task family joined the zoo run (its
+# models are held to the same floor); a model that learns nothing, or the wrong sign, stays near 0.5.
 AUC_FLOOR = 0.56
 
 

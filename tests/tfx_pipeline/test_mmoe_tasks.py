@@ -57,8 +57,9 @@ def test_sines_draws_differ_and_each_is_deterministic():
     assert len(fixed) == config.dim + len(mmoe_tasks.LABELS)
 
 
-@pytest.mark.parametrize('change, field', [({'correlation': 1.5}, 'correlation'), ({'rows': 0}, 'rows'),
-                                           ({'dim': 1}, 'dim'), ({'sines_draw': 'uniform'}, 'sines_draw')])
+@pytest.mark.parametrize('change, field', [
+    ({'correlation': 1.5}, 'correlation'), ({'rows': 0}, 'rows'), ({'dim': 1}, 'dim'), ({'sines': -1}, 'sines'),
+    ({'noise_std': -0.1}, 'noise_std'), ({'sines_draw': 'uniform'}, 'sines_draw')])
 def test_bad_configuration_names_the_field(change, field):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=f'^{field} must'):
         mmoe_tasks.generate(mmoe_tasks.TaskConfig(**change))

@@ -39,8 +39,9 @@ class TaskConfig:
     def validate(self) -> 'TaskConfig':
         if not -1.0 <= self.correlation <= 1.0:
             raise ValueError(f'correlation must lie in [-1, 1], got {self.correlation}')
-        if self.rows < 1 or self.dim < 2 or self.sines < 0 or self.noise_std < 0:
-            raise ValueError(f'need rows ≥ 1, dim ≥ 2, sines ≥ 0 and noise_std ≥ 0; got {self}')
+        for field, least in (('rows', 1), ('dim', 2), ('sines', 0), ('noise_std', 0)):
+            if getattr(self, field) < least:
+                raise ValueError(f'{field} must be ≥ {least}, got {getattr(self, field)}')
         if self.sines_draw not in SINES_DRAWS:
             raise ValueError(f'sines_draw must be one of {SINES_DRAWS}, got {self.sines_draw!r}')
         return self

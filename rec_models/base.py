@@ -142,6 +142,8 @@ class RankingModel(tf.keras.Model):
     # The heads the model serves, the primary first (its probabilities are also served as ``probabilities``);
     # a multi-head model lists them by name, each with the label role it is evaluated against.
     HEADS: Tuple[Head, ...] = (Head(),)
+    # What the model does: 'ranking' (scores given candidates) or 'retrieval' (finds them; rec_models.retrieval).
+    KIND = 'ranking'
 
     def __init__(self, inputs: ModelInputs, frequencies=None, auc_thresholds=1000, **kwargs):
         super().__init__(**kwargs)
@@ -280,7 +282,7 @@ class RankingModel(tf.keras.Model):
             if task_loss is None:
                 task_loss = task.compute_loss(labels, outputs, features)
             task.update_metrics(labels, outputs, task_loss)
-            logs.update({metric.name: metric.result() for metric in task.task_metrics})
+            logs.update({metric.name: metric.result() for metric in task.reported_metrics(outputs)})
         return logs
 
     def _optimizer_of(self, step: UpdateStep):

@@ -18,8 +18,10 @@ import inspect
 import pkgutil
 
 # The family packages of ``rec_models``: every module in them is imported when a model is first looked up.
-FAMILIES = ('interaction', 'sequence', 'multitask')
+FAMILIES = ('interaction', 'sequence', 'multitask', 'retrieval')
 _NOT_HPARAMS = ('self', 'inputs', 'frequencies')
+RANKING = 'ranking'
+RETRIEVAL = 'retrieval'
 
 _registry = {}
 
@@ -105,6 +107,16 @@ def build(name, inputs, hparams=None, frequencies=None):
     """Constructs model ``name`` from a :class:`ModelInputs`; ``frequencies`` feed the mini-batch-aware L2."""
     cls, _ = get(name)
     return cls(inputs, frequencies=frequencies, **validate(name, hparams))
+
+
+def kind(name) -> str:
+    """``'ranking'`` or ``'retrieval'``: what model ``name`` does (its class's ``KIND``)."""
+    return getattr(get(name)[0], 'KIND', RANKING)
+
+
+def names_of_kind(model_kind: str):
+    """The registered names of one :func:`kind`, sorted."""
+    return [name for name in names() if kind(name) == model_kind]
 
 
 def heads(name, hparams=None):

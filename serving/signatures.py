@@ -39,6 +39,21 @@ RANK = 'rank'
 CLASSIFY = 'classification'
 REGRESS = 'regression'
 
+# A retrieval model's signatures (tfx_pipeline.retrieval_export): retrieve (context [N], k []) and
+# retrieve_excluding (… and exclude [N, E] raw item ids) → item_ids [N, k] strings, scores [N, k];
+# embed_query (context [N]) → embeddings [N, d] (and interest_mask [N, K] with [N, K, d] for several interests);
+# embed_candidate (candidates [N]) → embeddings [N, d]; serving_default (examples [N]) → retrieve with k = 100.
+RETRIEVE = 'retrieve'
+RETRIEVE_EXCLUDING = 'retrieve_excluding'
+EMBED_QUERY = 'embed_query'
+EMBED_CANDIDATE = 'embed_candidate'
+K = 'k'
+EXCLUDE = 'exclude'
+ITEM_IDS = 'item_ids'
+SCORES = 'scores'
+EMBEDDINGS = 'embeddings'
+INTEREST_MASK = 'interest_mask'
+
 EXAMPLES = 'examples'
 CONTEXT = 'context'
 CANDIDATES = 'candidates'

@@ -25,13 +25,14 @@ SMALL = {'hidden_units': (16, 8), 'l2': 0.0, 'dropout': 0.0, 'transformer_dropou
 # The models make test-fast runs the registry-wide tests for: one of each family and kind (a history model with an
 # auxiliary loss, an interaction model, multi-head, a product of heads, an update schedule, training-only inputs).
 FAST_MODELS = ('dien', 'din', 'deepfm', 'dstn', 'esm2', 'mmoe', 'pal', 'adversarial_debiasing',
-               'privileged_distillation', 'youtube_ranker')
+               'privileged_distillation', 'youtube_ranker', 'two_tower', 'youtube_dnn')
 
 
-def every_model():
-    """The registered names as test parameters, those beyond :data:`FAST_MODELS` marked ``every_model``."""
+def every_model(kind=registry.RANKING):
+    """The registered names of one kind (ranking by default) as test parameters, those beyond :data:`FAST_MODELS`
+    marked ``every_model``."""
     return [name if name in FAST_MODELS else pytest.param(name, marks=pytest.mark.every_model)
-            for name in registry.names()]
+            for name in registry.names_of_kind(kind)]
 
 
 def _accepted(name):

@@ -14,7 +14,8 @@
                shuffle_buffer: 200000}
     # training.model may be a list of names: one Trainer, Evaluator and Pusher each, on one Transform.
     # early_stopping_metric: a training metric ('' = the primary head's AUC: auc, or ctr_auc for a multi-head model).
-    evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}}   # head_floors: AUC floors of other heads
+    evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}, recall_floor: 0.0}   # head_floors: AUC floors of other
+    # heads; recall_floor: a retrieval model's Recall@50
     runner: {kind: local, beam_args: [], enable_cache: false}
 
 Every unknown key, wrong type or impossible value raises :class:`ConfigError` naming it.
@@ -90,6 +91,8 @@ class EvaluationConfig:
     auc_floor: float = 0.6   # of the primary head
     # AUC floors of a multi-head model's other heads, by head name (e.g. {cvr: 0.6}); blessing needs them all.
     head_floors: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # Retrieval models: the floor of the test Recall@50 (full ranking over the item vocabulary) for blessing.
+    recall_floor: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,8 @@ Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the featur
   model's own last blessed version; the Pusher copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
   With several models (``training.model`` a list) each gets its own Trainer, Evaluator and Pusher
   (``Trainer.<model>``, …) on the one Transform output.
+* A retrieval model (:mod:`rec_models.retrieval`) gets the :mod:`~tfx_pipeline.retrieval_evaluation` Evaluator
+  (full-ranking Recall@K, NDCG@K, MRR of the pushed SavedModel; blessing on Recall@50, same no-regression rule).
 """
 
 import os
@@ -23,6 +25,7 @@ from feature_spec import spec as spec_lib
 from rec_models import registry
 from tfx_pipeline import evaluation
 from tfx_pipeline import export
+from tfx_pipeline import retrieval_evaluation
 from tfx_pipeline.anomalies_gate import AnomaliesGate
 from tfx_pipeline.config import SPLITS, PipelineConfig
 
@@ -61,19 +64,35 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
                                        producer_component_id=evaluator_id),
     ).with_id(config.node_id('latest_blessed_model_resolver', model))
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
-        baseline_model=baseline.outputs['model'], example_splits=['test'],
-        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor, export.evaluation_signature(data.format),
-                                           heads, {name: floor for name, floor in config.evaluation.head_floors.items()
-                                                   if name in {h.name for h in heads[1:]}},
-                                           expected_ctr)).with_id(evaluator_id)
+    if registry.kind(model) == registry.RETRIEVAL:
+        evaluator = retrieval_evaluation.RetrievalEvaluator(
+            model=trainer.outputs['model'], baseline_model=baseline.outputs['model'],
+            feature_spec=os.path.abspath(spec.path), data_format=data.format,
+            test_pattern=os.path.abspath(data.split_pattern('test')),
+            train_pattern=os.path.abspath(data.split_pattern('train')),
+            recall_floor=float(config.evaluation.recall_floor)).with_id(evaluator_id)
+        evaluator.add_upstream_node(example_gen)
+    else:
+        evaluator = _evaluator(config, spec, heads, example_gen, trainer, baseline, expected_ctr, evaluator_id)
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir(model)))
     ).with_id(config.node_id('Pusher', model))
     return [trainer, baseline, evaluator, pusher]
+
+
+def _evaluator(config: PipelineConfig, spec: spec_lib.FeatureSpec, heads, example_gen, trainer, baseline,
+               expected_ctr, evaluator_id: str):
+    """The TFMA Evaluator of a ranking model."""
+    data = config.data
+    return tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'], model=trainer.outputs['model'],
+        baseline_model=baseline.outputs['model'], example_splits=['test'],
+        eval_config=evaluation.eval_config(spec, config.evaluation.auc_floor, export.evaluation_signature(data.format),
+                                           heads, {name: floor for name, floor in config.evaluation.head_floors.items()
+                                                   if name in {h.name for h in heads[1:]}},
+                                           expected_ctr)).with_id(evaluator_id)
 
 
 def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.dsl.Pipeline:

@@ -11,6 +11,7 @@ from feature_spec import spec as spec_lib
 from rec_models import registry
 from rec_models.metrics import fraction_of_ceiling
 from tfx_pipeline import evaluation
+from tfx_pipeline import retrieval_evaluation
 from tfx_pipeline import tfma_metrics
 from tfx_pipeline.config import PipelineConfig
 
@@ -32,6 +33,8 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
     reached, the push."""
     store = store or _store(config.metadata_path)
     evaluation_artifact = _latest(store, 'ModelEvaluation', config.node_id('Evaluator', model))
+    if registry.kind(model) == registry.RETRIEVAL:
+        return _retrieval_summary(config, model, store, evaluation_artifact)
     heads = registry.heads(model, dict(config.training.hparams))
     spec = spec_lib.load(config.feature_spec)
     metrics = evaluation.overall_metrics(evaluation_artifact.uri, heads, spec) if evaluation_artifact else {}
@@ -64,6 +67,20 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
             if name.startswith(f'{head.name}_') and name[len(head.name) + 1:].split('_given_')[0] in HEAD_METRICS})
             for head in heads}
     return _rounded(summary)
+
+
+def _retrieval_summary(config: PipelineConfig, model: str, store, evaluation_artifact) -> Dict[str, Any]:
+    """model, the full-ranking test metrics of its last evaluation (:mod:`tfx_pipeline.retrieval_evaluation`), the
+    push."""
+    metrics = retrieval_evaluation.read_metrics(evaluation_artifact.uri) if evaluation_artifact else {}
+    pushed = _latest(store, 'PushedModel', config.node_id('Pusher', model))
+    blessing = _latest(store, 'ModelBlessing', config.node_id('Evaluator', model))
+    return _rounded({
+        'model': model, **metrics,
+        'blessed': bool(blessing and _property(blessing, 'blessed')),
+        'pushed_model': _property(pushed, 'pushed_destination') if pushed and _property(pushed, 'pushed') else None,
+        'run_dir': config.run_dir,
+    })
 
 
 def _rounded(values: Dict[str, Any]) -> Dict[str, Any]:

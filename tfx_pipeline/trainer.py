@@ -21,18 +21,23 @@ import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 from feature_spec import resolve  # pylint: disable=wrong-import-position
 from feature_spec import spec as spec_lib  # pylint: disable=wrong-import-position
 from rec_models import registry  # pylint: disable=wrong-import-position
+from tfx_pipeline import catalogue  # pylint: disable=wrong-import-position
 from tfx_pipeline import export  # pylint: disable=wrong-import-position
+from tfx_pipeline import retrieval_export  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
 
 SAMPLE_COUNT = 256
 
 
 def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels, batch_size: int,
-             shuffle_buffer: int = 0, seed: Optional[int] = None) -> tf.data.Dataset:
+             shuffle_buffer: int = 0, seed: Optional[int] = None, positives_of: Optional[str] = None
+             ) -> tf.data.Dataset:
     """Batches of ``(transformed features, {label: [B] float32})`` from Transform's gzipped tf.Examples.
 
     Logs are written in time order, so training shuffles records through a buffer of ``shuffle_buffer`` records
     (serialized, before parsing); a buffer much smaller than the data leaves each batch from a narrow time window.
+    With ``positives_of`` (a label), only the rows where that label is 1 are kept, in full batches (a retrieval
+    model learns from positives).
     """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
@@ -43,6 +48,9 @@ def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(lambda x: tf.io.parse_example(x, feature_spec),
                                             num_parallel_calls=tf.data.AUTOTUNE)
+    if positives_of:
+        dataset = dataset.map(lambda features: {name: tf.boolean_mask(values, tf.reshape(
+            features[positives_of], [-1]) > 0.5) for name, values in features.items()}).unbatch().batch(batch_size)
     return dataset.map(lambda features: (features, {name: features.pop(name) for name in labels})
                        ).prefetch(tf.data.AUTOTUNE)
 
@@ -62,8 +70,14 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(spec, tft_output, config)
     labels = spec.labels
-    train_data = input_fn(train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed)
-    eval_data = input_fn(eval_files, tft_output, labels, config.batch_size)
+    positives_of = None
+    if registry.kind(config.model) == registry.RETRIEVAL:
+        positives_of = model.model_inputs.label
+        summary = catalogue.build(model, train_files, tft_output, positives_of)
+        absl.logging.info('Trainer: catalogue of %s', summary)
+    train_data = input_fn(train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed,
+                          positives_of)
+    eval_data = input_fn(eval_files, tft_output, labels, config.batch_size, positives_of=positives_of)
     watched = early_stopping_metric(model, config)
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
                                                   mode='min' if watched.endswith(('loss', 'mse')) else 'max',
@@ -109,6 +123,13 @@ def run_fn(fn_args):
                      log_dir=fn_args.model_run_dir)
     sample = fn_args.custom_config.get('sample_examples')
     examples = export.read_examples(sample, SAMPLE_COUNT, spec, data_format) if sample else []
+    if registry.kind(config.model) == registry.RETRIEVAL:
+        retrieval_export.export_retrieval_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
+                                                warmup_examples=examples)
+        if examples:
+            retrieval_export.write_sample_retrievals(model, tft_output, spec, data_format, examples,
+                                                     fn_args.model_run_dir)
+        return
     export.export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
                                 warmup_examples=examples)
     if examples:

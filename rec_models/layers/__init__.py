@@ -21,6 +21,9 @@
   :mod:`.additive_attention`: ``AdditiveAttentionScores`` (DMR); :mod:`.bilinear_attention`: ``BilinearAttention``
   (DIEN, DSIN); :mod:`.lstm`: ``PeepholeLSTM``, ``BidirectionalLSTM`` (DSIN, DUPN);
   :mod:`.auxiliary_attention`: ``SelfAttentivePooling``, ``InteractiveAttentionPooling`` (DSTN)
+* :mod:`.frequency_estimation`: ``StreamingFrequencyEstimator`` (streaming item frequency for the logQ correction)
+* :mod:`.capsule`: ``BehaviorToInterestRouting`` (B2I dynamic routing), ``LabelAwareAttention``, ``squash``,
+  ``adaptive_interest_count`` (MIND)
 """
 
 from rec_models.layers.activation_unit import ActivationUnit, AttentionPooling
@@ -29,6 +32,7 @@ from rec_models.layers.afm import AttentionalPairwisePooling
 from rec_models.layers.auxiliary_attention import InteractiveAttentionPooling, SelfAttentivePooling
 from rec_models.layers.bi_interaction import BiInteractionPooling
 from rec_models.layers.bilinear_attention import BilinearAttention
+from rec_models.layers.capsule import BehaviorToInterestRouting, LabelAwareAttention, adaptive_interest_count, squash
 from rec_models.layers.cenet import CENetFieldAttention
 from rec_models.layers.cross import CrossNetwork
 from rec_models.layers.dice import Dice
@@ -36,6 +40,7 @@ from rec_models.layers.embedding import FieldEmbedding, LinearEmbedding, Numeric
 from rec_models.layers.experts import MixtureOfExperts, gate_entropy
 from rec_models.layers.field_aware import FieldAwareEmbedding, FieldAwareInteraction
 from rec_models.layers.fields import FieldVectors
+from rec_models.layers.frequency_estimation import StreamingFrequencyEstimator
 from rec_models.layers.gru import InterestGRU
 from rec_models.layers.interaction import FMFirstOrder, FMSecondOrder
 from rec_models.layers.interest_evolution import InterestEvolution
@@ -51,9 +56,10 @@ from rec_models.layers.wide import HashedFeatureCrosses
 
 __all__ = ['ActivationUnit', 'AdditiveAttentionScores', 'AttentionPooling', 'AttentionalPairwisePooling',
            'BehaviorStepValues', 'BiInteractionPooling', 'BidirectionalLSTM', 'BilinearAttention',
+           'BehaviorToInterestRouting', 'LabelAwareAttention', 'adaptive_interest_count', 'squash',
            'CENetFieldAttention', 'CrossNetwork', 'Dice', 'FMFirstOrder', 'FMSecondOrder', 'FieldAwareEmbedding',
            'FieldAwareInteraction', 'FieldEmbedding', 'FieldVectors', 'HashedFeatureCrosses', 'HashedPairwiseCross',
            'InnerProduct', 'InteractingLayer', 'InteractiveAttentionPooling', 'InterestEvolution', 'InterestGRU', 'LearnedStepValues',
            'LinearEmbedding', 'MLP', 'MaskedMeanPooling', 'MixtureOfExperts', 'gate_entropy', 'MaskedSumPooling',
-           'MultiHeadSelfAttention',
+           'MultiHeadSelfAttention', 'StreamingFrequencyEstimator',
            'NumericEmbedding', 'OuterProduct', 'PeepholeLSTM', 'SelfAttentivePooling', 'TransformerBlock', 'TranslationInteraction']

@@ -90,6 +90,12 @@ class Task(tf.keras.layers.Layer):
         """The task's metric objects, in report order."""
         return []
 
+    def reported_metrics(self, outputs: Dict[str, tf.Tensor]):
+        """The metrics a batch with these outputs reports (default: all; a metric the call cannot update, such as a
+        retrieval model's full-ranking recall in a training step, is left out of that step's logs)."""
+        del outputs
+        return self.task_metrics
+
 
 def label_of(labels, name: str) -> tf.Tensor:
     """Label ``name`` of the batch as float32 ``[B]``; KeyError naming the labels there are."""

@@ -1,11 +1,17 @@
-"""Command line: import a Criteo, libFM or Amazon (DIN/DIEN) file into the pipeline's data layout with a feature
-spec.
+"""Command line: import a public data set's file into the pipeline's data layout with a feature spec.
+
+Formats: Criteo, libFM, Amazon (DIN/DIEN), the SASRec/BERT4Rec sequence files and MovieLens.
 
     python -m tfx_pipeline.importers criteo --input FILE --out DIR [--splits 0.8,0.1,0.1] [--min_frequency 10]
     python -m tfx_pipeline.importers libfm --input FILE --out DIR [--splits 0.7,0.2,0.1] [--min_frequency 1]
         [--split_by random|order] [--seed 0]
     python -m tfx_pipeline.importers amazon --input FILE --out DIR [--splits 0.8,0.1,0.1] [--min_frequency 1]
         [--max_length 100] [--split_by order|random] [--seed 0]
+    python -m tfx_pipeline.importers sequence --input FILE --out DIR [--max_length 50] [--min_frequency 1]
+    python -m tfx_pipeline.importers movielens --input ratings.dat [--movies movies.dat] --out DIR [--max_length 200]
+        [--min_frequency 1] [--min_rating R]
+
+sequence and movielens split leave-one-out per user (last item test, second-to-last eval), so they take no --splits.
 
 Prints one JSON line: rows and CTR per split, the feature spec's path and the seconds taken. A malformed input line
 exits with status 2 and a message naming the file, the line and the column, before anything is written.
@@ -23,7 +29,8 @@ ensure_legacy_keras()
 
 from feature_spec.spec import SpecError  # pylint: disable=wrong-import-position
 from serving import argtypes  # pylint: disable=wrong-import-position
-from tfx_pipeline.importers import amazon, common, criteo, libfm  # pylint: disable=wrong-import-position
+from tfx_pipeline.importers import (amazon, common, criteo, libfm, movielens,  # pylint: disable=wrong-import-position
+                                    sequence)
 
 
 def main(argv=None) -> int:
@@ -32,8 +39,15 @@ def main(argv=None) -> int:
     try:
         if not os.path.isfile(args.input):
             raise ValueError(f'{args.input}: no such file')
-        fractions = common.parse_fractions(args.splits) if args.splits else None
-        if args.format == criteo.FORMAT:
+        fractions = common.parse_fractions(args.splits) if getattr(args, 'splits', None) else None
+        if args.format == sequence.FORMAT:
+            metadata = sequence.import_file(args.input, args.out, args.max_length, args.min_frequency)
+        elif args.format == movielens.FORMAT:
+            if args.movies is not None and not os.path.isfile(args.movies):
+                raise ValueError(f'{args.movies}: no such file')
+            metadata = movielens.import_file(args.input, args.out, args.movies, args.max_length, args.min_frequency,
+                                             args.min_rating)
+        elif args.format == criteo.FORMAT:
             metadata = criteo.import_file(args.input, args.out, fractions or criteo.DEFAULT_FRACTIONS,
                                           _default(args.min_frequency, criteo.DEFAULT_MIN_FREQUENCY))
         elif args.format == libfm.FORMAT:
@@ -81,6 +95,19 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument('--split_by', choices=common.SPLIT_METHODS, default=default,
                              help='random (seeded) or line order (default: %(default)s)')
             sub.add_argument('--seed', type=int, default=0, help='seed of the random split')
+    for name, module in ((sequence.FORMAT, sequence), (movielens.FORMAT, movielens)):
+        sub = formats.add_parser(name, help=module.__doc__.split('\n')[0])
+        sub.add_argument('--input', required=True, help=('ratings.dat' if module is movielens else 'the user item '
+                                                         'file') + ' (.gz is read through gzip)')
+        if module is movielens:
+            sub.add_argument('--movies', help='movies.dat (latin-1): the genre and year side features')
+            sub.add_argument('--min_rating', type=float, help='keep only the ratings >= this (default: every rating '
+                                                              'is an interaction)')
+        sub.add_argument('--out', required=True, help='output directory')
+        sub.add_argument('--max_length', type=argtypes.positive_int, default=module.DEFAULT_MAX_LENGTH,
+                         help='the most recent history items kept (default: %(default)s)')
+        sub.add_argument('--min_frequency', type=argtypes.positive_int, default=module.DEFAULT_MIN_FREQUENCY,
+                         help='rarer items (train split) become OOV (default: %(default)s)')
     return parser
 
 

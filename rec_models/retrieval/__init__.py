@@ -1,0 +1,1 @@
+"""The retrieval family: models that find candidates among all items (query and candidate towers, an index)."""

@@ -1,0 +1,234 @@
+"""The Evaluator of a retrieval model: full-ranking metrics of the pushed SavedModel, and its blessing.
+
+Every test row whose label is positive is a (context, clicked item) pair. The served model embeds the context
+(``embed_query``) and the row's item (``embed_candidate``: its own side features, so an item outside the index
+is still ranked), scores the positive against every item of the index inside the SavedModel (a multi-interest
+model's best interest), and counts the items above it. Left out of a row's ranking: the positive's own index entry
+and the items of the row's behaviour history (the papers' "already seen" exclusion). Metrics over the rows:
+
+* full ranking over the whole item vocabulary: Recall@K (= HR@K, one positive a row), NDCG@K = 1 / log₂(rank + 2)
+  for rank < K, MRR = 1 / (rank + 1), for K in ``TOP_KS``;
+* for comparison with papers only (Krichene & Rendle, KDD 2020, show they disagree with full ranking): HR@10 and
+  NDCG@10 against ``SAMPLED_NEGATIVES`` negatives drawn uniformly (``sampled_uniform_*``) and by popularity, the
+  training positives per item (``sampled_popularity_*``), from the items not excluded;
+* rows, and the rows whose item is not in the index (``cold_items``).
+
+Blessing: Recall@50 (:data:`BLESSING_METRIC`) must clear ``recall_floor`` and must not fall below the last blessed
+model's, evaluated now on the same rows (the Evaluator's no-regression rule for ranking models).
+"""
+
+import csv
+import json
+import os
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from feature_spec import schema as schema_lib
+from feature_spec import spec as spec_lib
+from feature_spec.model_inputs import BEHAVIOR, ITEM
+from serving import signatures
+from serving.examples import read_csv, split_for_rank
+
+TOP_KS = (10, 50, 100)
+SAMPLED_NEGATIVES = 100
+BLESSING_METRIC = 'recall_at_50'
+METRICS_FILE = 'metrics.json'
+BATCH = 256
+MAX_ROWS = 200_000
+
+
+def item_columns(spec: spec_lib.FeatureSpec):
+    """``(item id column, history column or None)``: the first id column of the item group, and the behaviour
+    sequence sharing its vocabulary (the retrieval models' choice: :mod:`rec_models.retrieval.base`)."""
+    item = next((c for c in spec.features if c.group == ITEM and c.is_id and not c.sequence), None)
+    if item is None:
+        raise ValueError(f'{spec.path}: a retrieval model needs an item id column in the item group')
+    history = next((c for c in spec.features if c.group == BEHAVIOR and c.sequence and c.vocabulary is not None
+                    and c.vocabulary == item.vocabulary), None)
+    return item, history
+
+
+def _token(value) -> str:
+    return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
+
+
+def read_positives(pattern: str, spec: spec_lib.FeatureSpec, data_format: str,
+                   rows: Optional[int] = MAX_ROWS) -> List[bytes]:
+    """The serialized (typed, as served) examples of the files of ``pattern`` whose primary label is positive, at
+    most ``rows`` (None: all), read as a stream."""
+    kept = []
+    for serialized, label in _labelled(pattern, spec, data_format):
+        if label > 0.5:
+            kept.append(serialized)
+            if rows is not None and len(kept) == rows:
+                break
+    return kept
+
+
+def _labelled(pattern: str, spec: spec_lib.FeatureSpec, data_format: str) -> Iterator[Tuple[bytes, float]]:
+    """``(serialized example, primary label)`` of every row of the files of ``pattern``, in file order."""
+    label = spec.labels[0]
+    files = sorted(tf.io.gfile.glob(pattern))
+    if data_format == schema_lib.TFRECORD:
+        for record in tf.data.TFRecordDataset(files):
+            serialized = record.numpy()
+            values = tf.train.Example.FromString(serialized).features.feature[label]
+            yield serialized, float((values.int64_list.value or values.float_list.value or [0])[0])
+        return
+    for path in files:
+        with tf.io.gfile.GFile(path) as f:
+            labels = (float(row[label]) for row in csv.DictReader(f))
+            yield from zip(read_csv(path, spec), labels)
+
+
+def popularity(examples: Iterable[bytes], spec: spec_lib.FeatureSpec) -> Dict[str, float]:
+    """``{raw item id: rows}`` of serialized examples (the training positives: the popularity of the sampled
+    protocol)."""
+    item, _ = item_columns(spec)
+    counts = {}
+    for serialized in examples:
+        token = _first_token(tf.train.Example.FromString(serialized).features.feature, item.source)
+        if token is not None:
+            counts[token] = counts.get(token, 0.0) + 1.0
+    return counts
+
+
+def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
+             train_counts: Optional[Dict[str, float]] = None, top_ks: Sequence[int] = TOP_KS, seed: int = 0
+             ) -> Dict[str, float]:
+    """The metrics of the module docstring for the served model ``loaded`` (``tf.saved_model.load``) on
+    ``examples`` (serialized positives)."""
+    item, history = item_columns(spec)
+    index = loaded.index.numpy()
+    tokens = [_token(t) for t in loaded.index_ids.numpy()]
+    position = {token: i for i, token in enumerate(tokens)}
+    popular = np.array([(train_counts or {}).get(t, 0.0) for t in tokens]) + 1.0
+    rng = np.random.default_rng(seed)
+    ranks, sampled = [], {'uniform': [], 'popularity': []}
+    cold = 0
+    for start in range(0, len(examples), BATCH):
+        chunk = list(examples[start:start + BATCH])
+        parts = [split_for_rank(e, spec) for e in chunk]
+        contexts = tf.constant([p[0].SerializeToString() for p in parts])
+        candidates = tf.constant([p[1].SerializeToString() for p in parts])
+        query = loaded.signatures[signatures.EMBED_QUERY](context=contexts)
+        positives = loaded.signatures[signatures.EMBED_CANDIDATE](candidates=candidates)[signatures.EMBEDDINGS].numpy()
+        scores, positive_scores = _scores(query, index, positives)
+        for row, serialized in enumerate(chunk):
+            features = tf.train.Example.FromString(serialized).features.feature
+            own = position.get(_first_token(features, item.source))
+            cold += own is None
+            excluded = np.zeros(len(tokens), bool)
+            if own is not None:
+                excluded[own] = True
+            if history is not None:
+                for token in _tokens(features, history.source):
+                    seen = position.get(token)
+                    if seen is not None:
+                        excluded[seen] = True
+            above = (scores[row] > positive_scores[row]) & ~excluded
+            ranks.append(int(above.sum()))
+            allowed = np.flatnonzero(~excluded)
+            count = min(SAMPLED_NEGATIVES, len(allowed))
+            for name, weights in (('uniform', None), ('popularity', popular[allowed] / popular[allowed].sum())):
+                negatives = rng.choice(allowed, count, replace=False, p=weights)
+                sampled[name].append(int((scores[row][negatives] > positive_scores[row]).sum()))
+    ranks = np.asarray(ranks, np.float64)
+    metrics = {'rows': len(ranks), 'cold_items': int(cold), 'items_indexed': len(tokens)}
+    for k in top_ks:
+        metrics.update({f'recall_at_{k}': _hit(ranks, k).mean(), f'ndcg_at_{k}': _ndcg(ranks, k).mean()})
+    metrics['mrr'] = float((1.0 / (ranks + 1.0)).mean())
+    for name, values in sampled.items():
+        values = np.asarray(values, np.float64)
+        metrics.update({f'sampled_{name}_hr_at_10': _hit(values, 10).mean(),
+                        f'sampled_{name}_ndcg_at_10': _ndcg(values, 10).mean()})
+    return {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def _scores(query, index, positives):
+    """``([N, n] scores against the index, [N] the positives' scores)``; a multi-interest query scores by its best
+    valid interest."""
+    embeddings = query[signatures.EMBEDDINGS].numpy()
+    if embeddings.ndim == 2:
+        return embeddings @ index.T, np.einsum('nd,nd->n', embeddings, positives)
+    mask = query[signatures.INTEREST_MASK].numpy()
+    per_interest = np.einsum('nkd,md->nkm', embeddings, index)
+    per_interest[~mask] = -np.inf
+    positive = np.einsum('nkd,nd->nk', embeddings, positives)
+    positive[~mask] = -np.inf
+    return per_interest.max(axis=1), positive.max(axis=1)
+
+
+def _first_token(features, name) -> Optional[str]:
+    tokens = _tokens(features, name)
+    return tokens[0] if tokens else None
+
+
+def _tokens(features, name) -> List[str]:
+    if name not in features:
+        return []
+    feature = features[name]
+    values = feature.int64_list.value or feature.bytes_list.value or feature.float_list.value
+    return [_token(v) for v in values]
+
+
+def _hit(ranks, k):
+    return (ranks < k).astype(np.float64)
+
+
+def _ndcg(ranks, k):
+    return _hit(ranks, k) / np.log2(ranks + 2.0)
+
+
+def serving_dir(model_uri: str) -> str:
+    """The SavedModel directory of a Trainer's Model artifact."""
+    from tfx.utils import path_utils  # pylint: disable=import-outside-toplevel
+    return path_utils.serving_model_path(model_uri)
+
+
+@tfx.dsl.components.component
+def RetrievalEvaluator(  # pylint: disable=invalid-name
+        model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+        evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
+        blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+        feature_spec: tfx.dsl.components.Parameter[str],
+        data_format: tfx.dsl.components.Parameter[str],
+        test_pattern: tfx.dsl.components.Parameter[str],
+        train_pattern: tfx.dsl.components.Parameter[str],
+        recall_floor: tfx.dsl.components.Parameter[float] = 0.0,
+        baseline_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model] = None):
+    """Writes ``metrics.json`` (the model's metrics, and the baseline's when there is one) and blesses the model when
+    its Recall@50 clears the floor and does not fall below the last blessed model's."""
+    spec = spec_lib.load(feature_spec)
+    examples = read_positives(test_pattern, spec, data_format)
+    counts = popularity(read_positives(train_pattern, spec, data_format, rows=None), spec)
+    metrics = evaluate(tf.saved_model.load(serving_dir(model.uri)), spec, examples, counts)
+    result = {'model': metrics}
+    reasons = []
+    if metrics[BLESSING_METRIC] < recall_floor:
+        reasons.append(f'{BLESSING_METRIC} {metrics[BLESSING_METRIC]:.4f} is below the floor {recall_floor}')
+    if baseline_model is not None:
+        result['baseline'] = evaluate(tf.saved_model.load(serving_dir(baseline_model.uri)), spec, examples, counts)
+        if metrics[BLESSING_METRIC] < result['baseline'][BLESSING_METRIC] - 1e-10:
+            reasons.append(f'{BLESSING_METRIC} {metrics[BLESSING_METRIC]:.4f} is below the last blessed model\'s '
+                           f'{result["baseline"][BLESSING_METRIC]:.4f}')
+        blessing.set_string_custom_property('baseline_model', baseline_model.uri)
+        blessing.set_int_custom_property('baseline_model_id', baseline_model.id)
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), 'w') as f:
+        json.dump({**result, 'not_blessed_because': reasons}, f, indent=1)
+    blessing.set_string_custom_property('current_model', model.uri)
+    blessing.set_int_custom_property('current_model_id', model.id)
+    blessed = not reasons
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, 'BLESSED' if blessed else 'NOT_BLESSED'), 'w') as f:
+        f.write('\n'.join(reasons))
+    blessing.set_int_custom_property('blessed', int(blessed))
+
+
+def read_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """The model's metrics from a RetrievalEvaluator output."""
+    with tf.io.gfile.GFile(os.path.join(evaluation_uri, METRICS_FILE)) as f:
+        return json.load(f)['model']
+

@@ -1,0 +1,218 @@
+"""The SavedModel a retrieval model is served from: the item index inside, raw tf.Examples in, item ids out.
+
+At export every indexed item of the catalogue (ids 1…n of Transform's item vocabulary, side features from the
+training data: :mod:`tfx_pipeline.catalogue`) is embedded once by the candidate tower; the embeddings and the
+items' raw ids are variables of the SavedModel. Signatures (standard ops only, so stock TF Serving loads them):
+
+* ``retrieve(context [N], k []) → item_ids [N, k], scores [N, k]``: each context example (the user, the behaviour
+  history and the request context: the spec's :attr:`~feature_spec.spec.FeatureSpec.context_columns`) → the k
+  best items of the index by ⟨u, v⟩ (a multi-interest model's best interest), best first. ``k`` is clipped to
+  [1, min(``MAX_K``, n)]. ``item_ids`` are the raw ids as strings (the vocabulary's tokens: ``"1234"`` for an
+  integer id).
+* ``retrieve_excluding(context [N], k [], exclude [N, E]) → …``: the same, without the raw item ids of each row of
+  ``exclude`` (the item id column's raw type; pad a short row with an id not in the catalogue, e.g. −1 or ``""``).
+* ``serving_default(examples [N]) → item_ids [N, 100], scores``: ``retrieve`` with k = ``DEFAULT_K`` for clients
+  that name no signature; full examples may be sent (the item columns are ignored).
+* ``embed_query(context [N]) → embeddings [N, d]`` (``[N, K, d]`` and ``interest_mask [N, K]`` for a multi-interest
+  model) and ``embed_candidate(candidates [N]) → embeddings [N, d]`` (the item columns: a new item whose id is out
+  of the vocabulary is embedded through its side features), for an external index.
+
+The exact top-k is a matrix product and ``tf.math.top_k`` over the n items (the approach of TensorFlow Recommenders'
+``BruteForce`` layer, written here because its ``k`` is fixed at trace time).
+"""
+
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_serving.apis import prediction_log_pb2
+
+from feature_spec import schema as schema_lib
+from feature_spec import spec as spec_lib
+from rec_models import base
+from serving import signatures
+from serving.examples import split_for_rank
+from tfx_pipeline import catalogue
+from tfx_pipeline.export import (_join_lists, _joined_lists, _parse, _placeholders, _predict_request,
+                                 write_warmup_requests)
+
+SAMPLE_RETRIEVALS = 'sample_retrievals.json'
+MAX_K = 1000
+DEFAULT_K = 100
+WARMUP_BATCH = 16
+INDEX_BATCH = 65_536
+
+
+class RetrievalServingModel(tf.Module):
+    """Raw context examples → Transform graph → query tower → top k of the item index (module docstring)."""
+
+    def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
+                 data_format: str):
+        super().__init__()
+        object.__setattr__(self, 'model', model)
+        object.__setattr__(self, 'tft_layer', tft_output.transform_features_layer())
+        self.transform_resources = self.tft_layer._saved_model_loader_tracked_dict  # pylint: disable=protected-access
+        parsing = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
+        self._joined_lists = _joined_lists(spec, data_format)
+        self._context_parsing = {name: parsing[name] for name in spec.context_columns}
+        self._candidate_parsing = {name: parsing[name] for name in spec.candidate_columns}
+        self._item_column = spec[model.item_id.name].source
+        self._item_features = tuple(f.name for f in model.item_fields)
+        tokens = catalogue.vocabulary_tokens(tft_output, model.item_id.table)
+        size = int(model.index_size.numpy())
+        embeddings = index_embeddings(model)
+        self.index = tf.Variable(embeddings[1:size + 1], trainable=False, name='index')
+        self.index_ids = tf.Variable(np.array(tokens[:size], dtype=object), trainable=False, dtype=tf.string,
+                                     name='index_ids')
+        self.size = size
+        self.multi_interest = None
+        self._item_dtype = self._candidate_parsing[self._item_column].dtype
+
+    def track_model_variables(self) -> None:
+        setattr(self, base.EXPORTED_VARIABLES, base.variable_keys(self.model))
+
+    def _transform(self, raw):
+        return self.tft_layer(_join_lists(raw, self._joined_lists))
+
+    def _context_features(self, context):
+        raw = _parse(context, self._context_parsing)
+        return self._transform({**_placeholders(self._candidate_parsing, tf.shape(context)[0]), **raw})
+
+    def _candidate_features(self, raw, rows):
+        features = self._transform({**_placeholders(self._context_parsing, rows), **raw})
+        return {name: features[name] for name in self._item_features}
+
+    def _query(self, context):
+        query = self.model.query_embedding(self._context_features(context), training=False)
+        return query if isinstance(query, tuple) else (query, None)
+
+    def _item_ids(self, raw_ids):
+        """Vocabulary ids ``[M]`` of raw item ids ``[M]`` (through the Transform graph)."""
+        rows = tf.shape(raw_ids)[0]
+        raw = {**_placeholders(self._candidate_parsing, rows), self._item_column: raw_ids}
+        return tf.cast(self._candidate_features(raw, rows)[self.model.item_id.name], tf.int64)
+
+    def _retrieve(self, context, k, exclude=None):
+        query, interest_mask = self._query(context)
+        scores = self.model.scores(query, self.index, interest_mask)                  # [N, n]
+        if exclude is not None:
+            rows, width = tf.shape(exclude, out_type=tf.int64)[0], tf.shape(exclude, out_type=tf.int64)[1]
+            ids = self._item_ids(tf.reshape(exclude, [-1])) - 1                       # index positions
+            row = tf.repeat(tf.range(rows), width)
+            valid = tf.logical_and(ids >= 0, ids < self.size)
+            pairs = tf.stack([tf.boolean_mask(row, valid), tf.boolean_mask(ids, valid)], axis=1)
+            hits = tf.scatter_nd(pairs, tf.ones([tf.shape(pairs)[0]]), tf.stack([rows, tf.constant(self.size,
+                                                                                                  tf.int64)]))
+            scores = tf.where(hits > 0, tf.constant(-np.inf, scores.dtype), scores)
+        k = tf.clip_by_value(tf.cast(k, tf.int32), 1, min(MAX_K, self.size))
+        top = tf.math.top_k(scores, k=k)
+        return {signatures.ITEM_IDS: tf.gather(self.index_ids, top.indices), signatures.SCORES: top.values}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CONTEXT),
+                                                   tf.TensorSpec([], tf.int32, name=signatures.K)])
+    def retrieve(self, context, k):
+        return self._retrieve(context, k)
+
+    def retrieve_excluding_function(self):
+        @tf.function(autograph=False, input_signature=[
+            tf.TensorSpec([None], tf.string, name=signatures.CONTEXT), tf.TensorSpec([], tf.int32, name=signatures.K),
+            tf.TensorSpec([None, None], self._item_dtype, name=signatures.EXCLUDE)])
+        def retrieve_excluding(context, k, exclude):
+            return self._retrieve(context, k, exclude)
+        return retrieve_excluding
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.EXAMPLES)])
+    def serve(self, examples):
+        return self._retrieve(examples, DEFAULT_K)
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CONTEXT)])
+    def embed_query(self, context):
+        query, interest_mask = self._query(context)
+        outputs = {signatures.EMBEDDINGS: query}
+        if interest_mask is not None:
+            outputs[signatures.INTEREST_MASK] = interest_mask
+        return outputs
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CANDIDATES)])
+    def embed_candidate(self, candidates):
+        raw = _parse(candidates, self._candidate_parsing)
+        features = self._candidate_features(raw, tf.shape(candidates)[0])
+        return {signatures.EMBEDDINGS: self.model.candidate_embedding(features, training=False)}
+
+    def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+        if not hasattr(self, '_retrieve_excluding'):
+            self._retrieve_excluding = self.retrieve_excluding_function()
+        return {signatures.PREDICT: self.serve, signatures.RETRIEVE: self.retrieve,
+                signatures.RETRIEVE_EXCLUDING: self._retrieve_excluding, signatures.EMBED_QUERY: self.embed_query,
+                signatures.EMBED_CANDIDATE: self.embed_candidate}
+
+
+def index_embeddings(model) -> np.ndarray:
+    """The candidate embeddings ``[V, d]`` of every id of the model's item table, computed in batches."""
+    ids = np.arange(model.num_items, dtype=np.int64)
+    parts = [model.candidate_embedding(model.catalogue_features(tf.constant(ids[i:i + INDEX_BATCH])),
+                                       training=False).numpy() for i in range(0, len(ids), INDEX_BATCH)]
+    return np.concatenate(parts, axis=0).astype(np.float32)
+
+
+def retrieve_in_process(model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec, data_format: str,
+                        serialized: Sequence[bytes], k: int) -> Dict[str, np.ndarray]:
+    """``{item_ids [N, k], scores [N, k]}`` computed eagerly from the Keras model (Transform, query tower, the
+    catalogue's embeddings, a NumPy top k), outside any SavedModel: what ``retrieve`` must serve."""
+    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
+    features = tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
+                                                 drop_unused_features=True)
+    query = model.query_embedding(features, training=False)
+    query, interest_mask = query if isinstance(query, tuple) else (query, None)
+    size = int(model.index_size.numpy())
+    scores = model.scores(query, tf.constant(index_embeddings(model)[1:size + 1]), interest_mask).numpy()
+    top = np.argsort(-scores, axis=1, kind='stable')[:, :k]
+    tokens = np.array(catalogue.vocabulary_tokens(tft_output, model.item_id.table)[:size], dtype=object)
+    return {signatures.ITEM_IDS: tokens[top], signatures.SCORES: np.take_along_axis(scores, top, axis=1)}
+
+
+def write_sample_retrievals(model, tft_output, spec, data_format, serialized: Sequence[bytes], out_dir: str,
+                            k: int = 10) -> str:
+    """Records raw examples and their in-process top k (``sample_retrievals.json``), to check exported models
+    against."""
+    result = retrieve_in_process(model, tft_output, spec, data_format, serialized, k)
+    path = os.path.join(out_dir, SAMPLE_RETRIEVALS)
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(path, 'w') as f:
+        json.dump({'examples': [e.hex() for e in serialized], 'k': k,
+                   signatures.ITEM_IDS: result[signatures.ITEM_IDS].tolist(),
+                   signatures.SCORES: result[signatures.SCORES].tolist()}, f)
+    return path
+
+
+def export_retrieval_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
+                           data_format: str, export_dir: str, warmup_examples: Sequence[bytes] = ()
+                           ) -> RetrievalServingModel:
+    """Writes the SavedModel (every signature, and warmup requests when ``warmup_examples`` are given); returns the
+    in-process serving module."""
+    serving = RetrievalServingModel(model, tft_output, spec, data_format)
+    functions = serving.signatures()
+    for function in functions.values():
+        function.get_concrete_function()
+    serving.track_model_variables()
+    tf.saved_model.save(serving, export_dir, signatures=functions)
+    if warmup_examples:
+        write_warmup_requests(export_dir, warmup_requests(warmup_examples, spec))
+    return serving
+
+
+def warmup_requests(examples: Sequence[bytes], spec: spec_lib.FeatureSpec) -> List[prediction_log_pb2.PredictionLog]:
+    """Warmup requests: ``retrieve`` of one context and of a batch, ``embed_query`` and ``embed_candidate``."""
+    batch = list(examples[:WARMUP_BATCH])
+    contexts = [split_for_rank(e, spec)[0].SerializeToString() for e in batch]
+    candidates = [split_for_rank(e, spec)[1].SerializeToString() for e in batch]
+    requests = [_predict_request(signatures.RETRIEVE, {signatures.CONTEXT: contexts[:size]}) for size in
+                sorted({1, len(contexts)})]
+    for request in requests:
+        request.inputs[signatures.K].CopyFrom(tf.make_tensor_proto(DEFAULT_K, dtype=tf.int32))
+    requests.append(_predict_request(signatures.EMBED_QUERY, {signatures.CONTEXT: contexts}))
+    requests.append(_predict_request(signatures.EMBED_CANDIDATE, {signatures.CANDIDATES: candidates}))
+    return [prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=r)) for r in requests]

@@ -46,6 +46,8 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: install $(VENV)/.bench-installed
 ifeq ($(FAMILY),multitask)
 	$(PY) benchmarks/multitask.py $(BENCH_ARGS)
+else ifeq ($(FAMILY),retrieval)
+	$(PY) benchmarks/retrieval.py $(BENCH_ARGS)
 else ifdef FAMILY
 	$(PY) benchmarks/family.py --family $(FAMILY) $(BENCH_ARGS)
 else

@@ -8,6 +8,7 @@
         result.scores, result.version          # float32 [N] click probabilities, the version that served them
         result.heads                           # a multi-head model's other heads: {'cvr': [N], 'ctcvr': [N], …}
         client.rank(context, candidates).scores
+        client.recommend(context, k=10, retrieval_model='two_tower')   # retrieve 100, rank them, keep the top 10
 
 Examples are ``tf.train.Example`` protos, serialized bytes, or dicts of column name → value (encoded with the
 client's feature spec, :class:`serving.examples.ExampleEncoder`). Every call returns a result object that carries
@@ -21,6 +22,8 @@ Command line (one JSON line per example for predict and rank, one JSON object fo
     python -m serving.client predict --target localhost:8500 --model ranker --examples data/tiny/csv/test/part-00000.csv
         [--feature_spec PATH] [--signature NAME] [--batch_size N]
     python -m serving.client rank --target ... --model ... --context FILE --candidates FILE [--feature_spec PATH]
+    python -m serving.client recommend --target ... --model RANKER --retrieval_model RETRIEVER --context FILE
+        [--k 10] [--candidates 100] [--feature_spec PATH]
     python -m serving.client metadata --target ... --model ...
     python -m serving.client status --target ... --model ...
     common flags: [--version N | --version_label LABEL] [--timeout_s S] [--max_retries N]
@@ -29,20 +32,16 @@ Exit status: 0 done, 1 the server failed the call (its code and message on stder
 input file (the flag and the file named on stderr).
 """
 
-import argparse
 import dataclasses
-import itertools
-import json
 import os
 import random
 import sys
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
 import tensorflow as tf
-from google.protobuf import json_format
 from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2, input_pb2,
                                      model_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
@@ -51,7 +50,6 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from feature_spec import spec as spec_lib
 from serving import examples as examples_lib
 from serving import signatures
-from serving import argtypes
 
 DEFAULT_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'feature_spec', 'specs',
                             'synthetic.yaml')
@@ -120,6 +118,44 @@ class Metadata:
         model)."""
         predict = self.signature_defs.get(signatures.PREDICT)
         return sorted(set(predict.outputs) - {signatures.PROBABILITIES}) if predict else []
+
+
+@dataclasses.dataclass(frozen=True)
+class Retrieval:
+    """What a retrieval model's ``retrieve`` returned.
+
+    Attributes:
+        item_ids: ``[N, k]`` raw item ids (str) of each context, best first.
+        scores: float32 ``[N, k]``, their retrieval scores.
+        candidates: ``[N, k]`` serialized raw item examples (what a ranker's ``rank`` reads), or None when the
+            model was exported without them.
+        version: the model version that answered.
+        signature_name: the signature that was called.
+    """
+    item_ids: np.ndarray
+    scores: np.ndarray
+    candidates: Optional[np.ndarray]
+    version: Optional[int]
+    signature_name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """One request retrieved then ranked (:meth:`ServingClient.recommend`): the top k by the ranker.
+
+    Attributes:
+        item_ids: the k raw item ids, best first by the ranker's score.
+        scores: float32 ``[k]``, the ranker's probabilities (its primary head).
+        retrieval_scores: float32 ``[k]``, the retrieval model's scores of the same items.
+        heads: a multi-head ranker's other heads, ``{name: [k]}``.
+        retrieval_version, ranking_version: the versions that answered.
+    """
+    item_ids: List[str]
+    scores: np.ndarray
+    retrieval_scores: np.ndarray
+    heads: Dict[str, np.ndarray]
+    retrieval_version: Optional[int]
+    ranking_version: Optional[int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,6 +258,55 @@ class ServingClient:
         request.inputs[signatures.CANDIDATES].CopyFrom(
             tf.make_tensor_proto(serialized, tf.string, [len(serialized)]))
         return self._prediction(request, len(serialized))
+
+    def retrieve(self, contexts: Sequence[examples_lib.ExampleLike], k: int,
+                 exclude: Optional[Sequence[Sequence[Any]]] = None, model_name: Optional[str] = None) -> Retrieval:
+        """The k best items of each context (Predict on a retrieval model's ``retrieve``, or ``retrieve_excluding``
+        with ``exclude``: per context, raw item ids to leave out). ``model_name`` asks another model of the same
+        server (its latest version) instead of this client's."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f'k must be a positive integer, got {k!r}')
+        serialized = self._serialized(contexts, 'contexts')
+        name = signatures.RETRIEVE if exclude is None else signatures.RETRIEVE_EXCLUDING
+        model_spec = (self.model_spec(name) if model_name is None else
+                      model_pb2.ModelSpec(name=model_name, signature_name=name))
+        request = predict_pb2.PredictRequest(model_spec=model_spec)
+        request.inputs[signatures.CONTEXT].CopyFrom(tf.make_tensor_proto(serialized, tf.string, [len(serialized)]))
+        request.inputs[signatures.K].CopyFrom(tf.make_tensor_proto(k, tf.int32, []))
+        if exclude is not None:
+            request.inputs[signatures.EXCLUDE].CopyFrom(tf.make_tensor_proto(_padded_ids(exclude, len(serialized))))
+        response = self._call('Predict', self._prediction_service.Predict, request, name)
+        missing = {signatures.ITEM_IDS, signatures.SCORES} - set(response.outputs)
+        if missing:
+            raise ServingError(self._describe('Predict', name), None, f'the response has no output(s) '
+                               f'{sorted(missing)}: is {model_spec.name!r} a retrieval model?')
+        ids = tf.make_ndarray(response.outputs[signatures.ITEM_IDS])
+        self._check_count(ids.shape[0], len(serialized), 'Predict', name)
+        candidates = (tf.make_ndarray(response.outputs[signatures.CANDIDATES])
+                      if signatures.CANDIDATES in response.outputs else None)
+        return Retrieval(np.vectorize(lambda b: b.decode('utf-8', 'replace'), otypes=[object])(ids).astype(str)
+                         if ids.size else ids.astype(str),
+                         tf.make_ndarray(response.outputs[signatures.SCORES]).astype(np.float32), candidates,
+                         _version(response.model_spec), name)
+
+    def recommend(self, context: examples_lib.ExampleLike, k: int, retrieval_model: str, candidates: int = 100,
+                  exclude: Optional[Sequence[Any]] = None) -> Recommendation:
+        """Retrieve, then rank: ``candidates`` items retrieved for ``context`` by ``retrieval_model`` (served by the
+        same server, its latest version), scored by this client's model (a ranker) with its ``rank`` signature,
+        and the best k by the ranker returned with both scores. ``exclude``: raw item ids not to recommend."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= candidates:
+            raise ValueError(f'k must be an integer in [1, candidates={candidates}], got {k!r}')
+        retrieved = self.retrieve([context], candidates, None if exclude is None else [list(exclude)],
+                                  model_name=retrieval_model)
+        if retrieved.candidates is None:
+            raise ServingError(f'Predict to {self.target} model {retrieval_model!r}', None,
+                               'the retrieval model returns no candidate examples (export it with the training '
+                               'files: tfx_pipeline.retrieval_export)')
+        ranked = self.rank(context, list(retrieved.candidates[0]))
+        order = np.argsort(-ranked.scores, kind='stable')[:k]
+        return Recommendation([str(i) for i in retrieved.item_ids[0][order]], ranked.scores[order],
+                              retrieved.scores[0][order], {name: values[order] for name, values in ranked.heads.items()},
+                              retrieved.version, ranked.version)
 
     def classify(self, examples: Sequence[examples_lib.ExampleLike], context: examples_lib.ExampleLike = None,
                  signature_name: str = signatures.CLASSIFY) -> Classification:
@@ -345,6 +430,16 @@ def _parse(serialized: bytes, where: str) -> tf.train.Example:
         raise ValueError(f'{where}: not a serialized tf.train.Example ({e})') from None
 
 
+def _padded_ids(rows: Sequence[Sequence[Any]], count: int) -> np.ndarray:
+    """``[count, E]`` raw ids of each row, padded with −1 (integers) or ``''`` (strings), ids no catalogue has."""
+    if len(rows) != count:
+        raise ValueError(f'exclude: {len(rows)} rows for {count} contexts')
+    width = max([len(r) for r in rows] + [1])
+    strings = any(isinstance(v, (str, bytes)) for r in rows for v in r)
+    pad = '' if strings else -1
+    return np.array([[*r, *([pad] * (width - len(r)))] for r in rows], dtype=object if strings else np.int64)
+
+
 def _version(model_spec: model_pb2.ModelSpec) -> Optional[int]:
     return model_spec.version.value if model_spec.HasField('version') else None
 
@@ -353,140 +448,10 @@ def _version(model_spec: model_pb2.ModelSpec) -> Optional[int]:
 # Command line.
 
 
-class _UsageError(Exception):
-    """A bad flag or an unreadable input file; the message names the flag."""
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        client = ServingClient(args.target, args.model, version=args.version, version_label=args.version_label,
-                               timeout_s=args.timeout_s, max_retries=args.max_retries)
-    except ValueError as e:
-        parser.error(str(e))
-    try:
-        with client:
-            _COMMANDS[args.command](client, args)
-    except _UsageError as e:
-        parser.error(str(e))
-    except ServingError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    return 0
-
-
-def _predict(client: ServingClient, args: argparse.Namespace) -> None:
-    spec = _load_spec(args.feature_spec)
-    examples = _read('--examples', args.examples, spec, spec.serving_columns)
-    index = 0
-    method = signatures.METHOD_NAMES.get(args.signature, signatures.PREDICT_METHOD)
-    while True:
-        batch = list(itertools.islice(examples, args.batch_size))
-        if not batch:
-            return
-        if method == signatures.CLASSIFY_METHOD:
-            result = client.classify(batch, signature_name=args.signature)
-            rows = [{'scores': dict(zip(classes, map(_score, scores)))}
-                    for classes, scores in zip(result.classes.tolist(), result.scores)]
-        else:
-            call = client.regress if method == signatures.REGRESS_METHOD else client.predict
-            result = call(batch, signature_name=args.signature)
-            rows = _score_rows(result)
-        for row in rows:
-            print(json.dumps({'index': index, **row, 'version': result.version}))
-            index += 1
-        sys.stdout.flush()
-
-
-def _rank(client: ServingClient, args: argparse.Namespace) -> None:
-    spec = _load_spec(args.feature_spec)
-    contexts = list(itertools.islice(_read('--context', args.context, spec, spec.context_columns), 2))
-    if len(contexts) != 1:
-        raise _UsageError(f'argument --context: {args.context} holds {"no" if not contexts else "more than one"} '
-                          'example; rank takes the one example of the request')
-    context = examples_lib.split_for_rank(contexts[0], spec)[0]
-    candidates = [examples_lib.split_for_rank(e, spec)[1]
-                  for e in _read('--candidates', args.candidates, spec, spec.candidate_columns)]
-    if not candidates:
-        raise _UsageError(f'argument --candidates: {args.candidates} holds no example')
-    result = client.rank(context, candidates, signature_name=args.signature)
-    for index, row in enumerate(_score_rows(result)):
-        print(json.dumps({'index': index, **row, 'version': result.version}))
-
-
-def _score_rows(result: Prediction) -> List[Dict[str, Any]]:
-    """One JSON object per example: its ``score`` and, for a multi-head model, ``heads`` by name."""
-    rows = [{'score': _score(score)} for score in result.scores]
-    for name, values in result.heads.items():
-        for row, value in zip(rows, values):
-            row.setdefault('heads', {})[name] = _score(value)
-    return rows
-
-
-def _metadata(client: ServingClient, _: argparse.Namespace) -> None:
-    metadata = client.metadata()
-    signature_defs = {name: json_format.MessageToDict(signature_def, preserving_proto_field_name=True)
-                      for name, signature_def in metadata.signature_defs.items()}
-    print(json.dumps({'model': client.model_name, 'version': metadata.version, SIGNATURE_DEF_FIELD: signature_defs}))
-
-
-def _status(client: ServingClient, _: argparse.Namespace) -> None:
-    print(json.dumps({'model': client.model_name,
-                      'model_version_status': [dataclasses.asdict(s) for s in client.status()]}))
-
-
-_COMMANDS = {'predict': _predict, 'rank': _rank, 'metadata': _metadata, 'status': _status}
-
-
-def _read(flag: str, path: str, spec: spec_lib.FeatureSpec, required: Sequence[str]) -> Iterator[bytes]:
-    """The examples of ``path``; a reading error becomes a usage error naming ``flag``."""
-    try:
-        yield from examples_lib.read_examples(path, spec, required)
-    except examples_lib.ExampleError as e:
-        raise _UsageError(f'argument {flag}: {e}') from None
-
-
-def _load_spec(path: str) -> spec_lib.FeatureSpec:
-    try:
-        return spec_lib.load(path)
-    except spec_lib.SpecError as e:
-        raise _UsageError(f'argument --feature_spec: {e}') from None
-
-
-def _score(value) -> float:
-    """A float32 as the shortest decimal that reads back to it (0.3082138, not 0.30821380019187927)."""
-    return float(str(np.float32(value)))
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='python -m serving.client', description=__doc__.split('\n')[0])
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument('--target', required=True, help='host:port of the gRPC endpoint')
-    common.add_argument('--model', required=True, help='the served model name')
-    versions = common.add_mutually_exclusive_group()
-    versions.add_argument('--version', type=argtypes.non_negative_int, help='model version (default: the latest)')
-    versions.add_argument('--version_label', help='model version label, e.g. stable')
-    common.add_argument('--timeout_s', type=argtypes.positive_float, default=10.0,
-                        help='deadline of each RPC attempt')
-    common.add_argument('--max_retries', type=argtypes.non_negative_int, default=3,
-                        help='retries of an UNAVAILABLE call')
-    spec = argparse.ArgumentParser(add_help=False)
-    spec.add_argument('--feature_spec', default=DEFAULT_SPEC, help='feature spec YAML (default: %(default)s)')
-    commands = parser.add_subparsers(dest='command', required=True)
-    predict = commands.add_parser('predict', parents=[common, spec], help='score every example of a file')
-    predict.add_argument('--examples', required=True, help='.tfrecord, .csv or .jsonl file (optionally .gz)')
-    predict.add_argument('--signature', default=signatures.PREDICT,
-                         help=f'signature (default: %(default)s); {signatures.CLASSIFY} and {signatures.REGRESS} '
-                              'are called through the Classify and Regress APIs')
-    predict.add_argument('--batch_size', type=argtypes.positive_int, default=256, help='examples per request')
-    rank = commands.add_parser('rank', parents=[common, spec], help='score candidates for one request')
-    rank.add_argument('--context', required=True, help='file of the one example of the user and the request')
-    rank.add_argument('--candidates', required=True, help='file of the candidate examples')
-    rank.add_argument('--signature', default=signatures.RANK, help='signature (default: %(default)s)')
-    commands.add_parser('metadata', parents=[common], help="print the model's signatures")
-    commands.add_parser('status', parents=[common], help="print the state of the model's versions")
-    return parser
+    """The command line (:mod:`serving.client_cli`)."""
+    from serving import client_cli  # pylint: disable=import-outside-toplevel
+    return client_cli.main(argv)
 
 
 if __name__ == '__main__':

@@ -43,3 +43,37 @@ def score_in_fresh_process(jobs: Dict[str, Sequence[bytes]], workdir: str, outpu
     if outputs:
         return {path: {name: np.array(values) for name, values in scores.items()} for path, scores in served.items()}
     return {path: np.array(scores['probabilities']) for path, scores in served.items()}
+
+
+_RETRIEVER = textwrap.dedent(f'''
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    jobs = json.load(open(sys.argv[1]))
+    results = {{}}
+    for model_dir, job in jobs.items():
+        model = tf.saved_model.load(model_dir)
+        contexts = tf.constant([bytes.fromhex(h) for h in job['contexts']])
+        outputs = model.signatures['retrieve'](context=contexts, k=tf.constant(job['k']))
+        results[model_dir] = {{'item_ids': outputs['item_ids'].numpy().astype(str).tolist(),
+                               'scores': outputs['scores'].numpy().tolist(),
+                               'candidates': [[c.hex() for c in row] for row in outputs['candidates'].numpy()]}}
+    leaked = [m for m in sys.modules if m.split('.')[0] in {PROJECT_PACKAGES!r}]
+    assert not leaked, leaked
+    print(json.dumps(results))
+''')
+
+
+def retrieve_in_fresh_process(jobs: Dict[str, Sequence[bytes]], k: int, workdir: str) -> Dict[str, Dict]:
+    """``{SavedModel dir: serialized context examples}`` → ``{dir: {'item_ids': [N, k] str, 'scores': [N, k],
+    'candidates': [N, k] hex of the raw item examples}}``
+    from each model's ``retrieve`` signature, all in one fresh process that never imports this project."""
+    jobs_file = os.path.join(workdir, 'fresh_process_retrievals.json')
+    with open(jobs_file, 'w') as f:
+        json.dump({path: {'contexts': [e.hex() for e in contexts], 'k': k} for path, contexts in jobs.items()}, f)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    done = subprocess.run([sys.executable, '-c', _RETRIEVER, jobs_file], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    return {path: {name: np.array(values) for name, values in outputs.items()} for path, outputs in served.items()}

@@ -40,3 +40,15 @@ def sample_predictions(run_dir, trainer='Trainer', head='probabilities'):
     if head is None:
         return examples, {name: np.array(values) for name, values in sample.items()}
     return examples, np.array(sample[head])
+
+
+def sample_retrievals(run_dir, trainer):
+    """The logged examples and the in-process top k (``{item_ids, scores}``) a retrieval model's Trainer recorded
+    (``sample_retrievals.json``), and k."""
+    [sample_file] = glob.glob(os.path.join(str(run_dir), 'pipeline', trainer, 'model_run', '*',
+                                           'sample_retrievals.json'))
+    with open(sample_file) as f:
+        sample = json.load(f)
+    examples = [bytes.fromhex(h) for h in sample.pop('examples')]
+    k = sample.pop('k')
+    return examples, {name: np.array(values) for name, values in sample.items()}, k

@@ -11,15 +11,25 @@ its features). For each id of the item vocabulary:
 * the positives per id (rows whose label is 1) are counted (the static sampling probabilities of logQ).
 
 The indexed ids are 1…n, n the size of the item id's vocabulary; ids above n are its out-of-vocabulary buckets.
+
+The raw item examples (:func:`raw_item_examples`) are the same catalogue before Transform: for each indexed item, a
+tf.Example of the spec's candidate columns (the latest training row showing it; for an item seen in histories only,
+the history columns' values, the others at their zero value), what a ranking model's ``rank`` signature reads. The
+exported retrieval model returns them with the retrieved ids, so that a ranker can score the candidates at once.
 """
 
-from typing import Dict, List, Sequence
+import csv
+import itertools
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from feature_spec.model_inputs import BEHAVIOR, SEQUENCE
+from feature_spec import schema as schema_lib
+from feature_spec import spec as spec_lib
+from feature_spec.model_inputs import BEHAVIOR, ITEM, SEQUENCE
+from serving.examples import read_csv
 
 BATCH = 8192
 
@@ -82,3 +92,123 @@ def build(model, file_patterns: Sequence[str], tft_output: tft.TFTransformOutput
     return {'items_indexed': int(index_size), 'items_with_target_features': int(target_known[indexed].sum()),
             'items_with_history_features_only': int((history_known & ~target_known)[indexed].sum()),
             'positives': int(counts.sum())}
+
+
+def labelled_examples(pattern: str, spec: spec_lib.FeatureSpec, data_format: str) -> Iterator[Tuple[bytes, float]]:
+    """``(serialized example as served, primary label)`` of every row of the raw files of ``pattern``, in file
+    order (a CSV row converted by the spec)."""
+    label = spec.labels[0]
+    files = sorted(tf.io.gfile.glob(pattern))
+    if data_format == schema_lib.TFRECORD:
+        for record in tf.data.TFRecordDataset(files):
+            serialized = record.numpy()
+            values = tf.train.Example.FromString(serialized).features.feature[label]
+            yield serialized, float((values.int64_list.value or values.float_list.value or [0])[0])
+        return
+    for path in files:
+        with tf.io.gfile.GFile(path) as f:
+            labels = (float(row[label] or 0) for row in csv.DictReader(f))
+            yield from zip(read_csv(path, spec), labels)
+
+
+def raw_item_examples(spec: spec_lib.FeatureSpec, pattern: str, data_format: str, item_column: str,
+                      tokens: Sequence[str]) -> List[bytes]:
+    """One serialized tf.Example of the candidate columns per token of ``tokens`` (the indexed items), read from
+    the raw files of ``pattern`` in batches (module docstring)."""
+    typed = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
+    columns = spec.candidate_columns
+    lists = [c for c in columns if isinstance(typed[c], tf.io.VarLenFeature)]
+    if lists:
+        raise ValueError(f'{spec.path}: candidate columns {lists} are lists; the item catalogue keeps one value per '
+                         'item column')
+    pairs = _history_columns(spec, item_column)
+    history = pairs.pop(item_column, None)
+    parsing = {c: typed[c] for c in columns}
+    if history is not None:
+        parsing.update({history: typed[history], **{h: typed[h] for h in pairs.values()}})
+    position = {token: i for i, token in enumerate(tokens)}
+    size = len(tokens)
+    dtypes = {c: typed[c].dtype.as_numpy_dtype if typed[c].dtype != tf.string else object for c in columns}
+    target = {c: np.zeros(size, dtypes[c]) for c in columns}
+    from_history = {c: np.zeros(size, dtypes[c]) for c in pairs}
+    target_known = np.zeros(size, bool)
+    for parsed in _parsed_batches(pattern, spec, data_format, parsing):
+        rows = _positions(parsed[item_column].numpy().reshape(-1), position)
+        found = rows >= 0
+        for c in columns:
+            target[c][rows[found]] = parsed[c].numpy().reshape(-1)[found]
+        target_known[rows[found]] = True
+        if history is not None and pairs:
+            steps = _positions(parsed[history].values.numpy(), position)
+            seen = steps >= 0
+            for c, h in pairs.items():
+                values = parsed[h].values.numpy()
+                if len(values) == len(steps):   # aligned with the history of ids
+                    from_history[c][steps[seen]] = values[seen]
+    for c in pairs:
+        target[c] = np.where(target_known, target[c], from_history[c])
+    target[item_column] = np.array([_cast(token, dtypes[item_column]) for token in tokens], dtypes[item_column])
+    examples = []
+    for i in range(size):
+        example = tf.train.Example()
+        for c in columns:
+            example.features.feature[c].CopyFrom(_feature(target[c][i]))
+        examples.append(example.SerializeToString())
+    return examples
+
+
+def _parsed_batches(pattern: str, spec: spec_lib.FeatureSpec, data_format: str, parsing) -> Iterator[Dict]:
+    """The raw files' examples (as served) parsed with ``parsing``, in batches."""
+    if data_format == schema_lib.TFRECORD:
+        files = sorted(tf.io.gfile.glob(pattern))
+        yield from tf.data.TFRecordDataset(files).batch(BATCH).map(lambda x: tf.io.parse_example(x, parsing))
+        return
+    stream = (serialized for serialized, _ in labelled_examples(pattern, spec, data_format))
+    while True:
+        batch = list(itertools.islice(stream, BATCH))
+        if not batch:
+            return
+        yield tf.io.parse_example(tf.constant(batch), parsing)
+
+
+def _positions(values: np.ndarray, position: Dict[str, int]) -> np.ndarray:
+    """The index positions of raw ids (−1: not indexed), one dictionary look-up per distinct id."""
+    if len(values) == 0:
+        return np.zeros(0, np.int64)
+    distinct, inverse = np.unique(values, return_inverse=True)
+    looked_up = np.array([position.get(_text(v), -1) for v in distinct], np.int64)
+    return looked_up[inverse]
+
+
+def _text(value) -> str:
+    return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
+
+
+def _cast(token: str, dtype):
+    if dtype is object:
+        return token.encode()
+    return np.dtype(dtype).type(token)
+
+
+def _feature(value) -> tf.train.Feature:
+    if isinstance(value, bytes):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    if isinstance(value, (np.integer, int)):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+
+
+def _history_columns(spec: spec_lib.FeatureSpec, item_column: str) -> Dict[str, str]:
+    """``{candidate column: raw history column}`` for the item columns a behaviour sequence carries (the sequence
+    sharing the column's vocabulary), the item id's own history included."""
+    pairs = {}
+    for column in spec.features:
+        if column.group != ITEM or column.vocabulary is None or column.sequence:
+            continue
+        for other in spec.features:
+            if other.group == BEHAVIOR and other.sequence and other.vocabulary == column.vocabulary:
+                pairs[column.source] = other.source
+                break
+    if item_column not in pairs:
+        pairs.pop(item_column, None)
+    return pairs

@@ -13,6 +13,7 @@ the predictions line up with the raw rows, whose user ids give the GAUC.
 import dataclasses
 import os
 import shutil
+import tempfile
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -26,6 +27,8 @@ from rec_models import metrics
 from serving import signatures
 from tfx_pipeline import data
 from tfx_pipeline import export
+from tfx_pipeline import retrieval_evaluation
+from tfx_pipeline import retrieval_export
 from tfx_pipeline import summary
 from tfx_pipeline import trainer
 from tfx_pipeline.config import SPLITS, TrainingConfig
@@ -192,3 +195,35 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
         **head_figures(prepared.spec, model.served_heads(model.hparams), outputs, prepared.test_columns),
         **(extra(model) if extra else {}),
     }
+
+
+def retrieval_test_data(prepared: Prepared):
+    """``(test positives, {raw item id: training positives})`` for :func:`fit_and_score_retrieval`."""
+    examples = retrieval_evaluation.read_positives(prepared.raw['test'], prepared.spec, schema_lib.TFRECORD)
+    train = retrieval_evaluation.read_positives(prepared.raw['train'], prepared.spec, schema_lib.TFRECORD, rows=None)
+    return examples, retrieval_evaluation.popularity(train, prepared.spec)
+
+
+def fit_and_score_retrieval(prepared: Prepared, config: TrainingConfig, test_data=None,
+                            export_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Trains the retrieval model ``config.model``, exports it (to ``export_dir``, or a temporary directory) and
+    scores the SavedModel on the raw test split's clicks as the pipeline's Evaluator does
+    (:func:`tfx_pipeline.retrieval_evaluation.evaluate`: full ranking over the item vocabulary, the sampled
+    protocols). Returns those metrics, examples_per_s (training positives a second of ``fit``, validation
+    included), params, epochs and train_positives. ``test_data``: :func:`retrieval_test_data`, when computed once
+    for several models."""
+    timer = TrainingTimer()
+    model, history = trainer.train(prepared.spec, prepared.tft_output, [prepared.transformed['train']],
+                                   [prepared.transformed['eval']], config, callbacks=[timer])
+    epochs = len(history.history['loss'])
+    examples, counts = test_data or retrieval_test_data(prepared)
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = export_dir or os.path.join(scratch, 'export')
+        retrieval_export.export_retrieval_model(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD,
+                                                directory)
+        figures = retrieval_evaluation.evaluate(tf.saved_model.load(directory), prepared.spec, examples, counts)
+    positives = int(model.catalogue_counts.numpy().sum())
+    return {'model': config.model, **figures,
+            'examples_per_s': round(epochs * positives / timer.seconds, 1),
+            'params': int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+            'epochs': epochs, 'train_positives': positives}

@@ -51,7 +51,8 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
     heads = registry.heads(model, dict(config.training.hparams))
     custom_config = {'feature_spec': os.path.abspath(spec.path), 'data_format': data.format,
                      'training': config.training.for_model(model).to_dict(),
-                     'sample_examples': os.path.abspath(data.split_pattern('test'))}
+                     'sample_examples': os.path.abspath(data.split_pattern('test')),
+                     'train_examples': os.path.abspath(data.split_pattern('train'))}
     trainer = tfx.components.Trainer(
         run_fn='tfx_pipeline.trainer.run_fn',
         examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],

@@ -4,7 +4,9 @@ Every test row whose label is positive is a (context, clicked item) pair. The se
 (``embed_query``) and the row's item (``embed_candidate``: its own side features, so an item outside the index
 is still ranked), scores the positive against every item of the index inside the SavedModel (a multi-interest
 model's best interest), and counts the items above it. Left out of a row's ranking: the positive's own index entry
-and the items of the row's behaviour history (the papers' "already seen" exclusion). Metrics over the rows:
+and the items of the row's behaviour history (the papers' "already seen" exclusion). An item scored equal to the
+positive counts one half (the expected rank under random tie-breaking: a constant score earns nothing, and the
+popularity list's many equal counts are ranked fairly). Metrics over the rows:
 
 * full ranking over the whole item vocabulary: Recall@K (= HR@K, one positive a row), NDCG@K = 1 / log₂(rank + 2)
   for rank < K, MRR = 1 / (rank + 1), for K in ``TOP_KS``;
@@ -17,20 +19,19 @@ Blessing: Recall@50 (:data:`BLESSING_METRIC`) must clear ``recall_floor`` and mu
 model's, evaluated now on the same rows (the Evaluator's no-regression rule for ranking models).
 """
 
-import csv
 import json
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from feature_spec.model_inputs import BEHAVIOR, ITEM
 from serving import signatures
-from serving.examples import read_csv, split_for_rank
+from serving.examples import split_for_rank
+from tfx_pipeline import catalogue
 
 TOP_KS = (10, 50, 100)
 SAMPLED_NEGATIVES = 100
@@ -60,28 +61,12 @@ def read_positives(pattern: str, spec: spec_lib.FeatureSpec, data_format: str,
     """The serialized (typed, as served) examples of the files of ``pattern`` whose primary label is positive, at
     most ``rows`` (None: all), read as a stream."""
     kept = []
-    for serialized, label in _labelled(pattern, spec, data_format):
+    for serialized, label in catalogue.labelled_examples(pattern, spec, data_format):
         if label > 0.5:
             kept.append(serialized)
             if rows is not None and len(kept) == rows:
                 break
     return kept
-
-
-def _labelled(pattern: str, spec: spec_lib.FeatureSpec, data_format: str) -> Iterator[Tuple[bytes, float]]:
-    """``(serialized example, primary label)`` of every row of the files of ``pattern``, in file order."""
-    label = spec.labels[0]
-    files = sorted(tf.io.gfile.glob(pattern))
-    if data_format == schema_lib.TFRECORD:
-        for record in tf.data.TFRecordDataset(files):
-            serialized = record.numpy()
-            values = tf.train.Example.FromString(serialized).features.feature[label]
-            yield serialized, float((values.int64_list.value or values.float_list.value or [0])[0])
-        return
-    for path in files:
-        with tf.io.gfile.GFile(path) as f:
-            labels = (float(row[label]) for row in csv.DictReader(f))
-            yield from zip(read_csv(path, spec), labels)
 
 
 def popularity(examples: Iterable[bytes], spec: spec_lib.FeatureSpec) -> Dict[str, float]:
@@ -101,9 +86,39 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
              ) -> Dict[str, float]:
     """The metrics of the module docstring for the served model ``loaded`` (``tf.saved_model.load``) on
     ``examples`` (serialized positives)."""
-    item, history = item_columns(spec)
     index = loaded.index.numpy()
     tokens = [_token(t) for t in loaded.index_ids.numpy()]
+
+    def score(chunk):
+        parts = [split_for_rank(e, spec) for e in chunk]
+        contexts = tf.constant([p[0].SerializeToString() for p in parts])
+        candidates = tf.constant([p[1].SerializeToString() for p in parts])
+        query = loaded.signatures[signatures.EMBED_QUERY](context=contexts)
+        positives = loaded.signatures[signatures.EMBED_CANDIDATE](candidates=candidates)[signatures.EMBEDDINGS]
+        return _scores(query, index, positives.numpy())
+    return _ranking_metrics(score, tokens, spec, examples, train_counts, top_ks, seed)
+
+
+def evaluate_popularity(tokens: Sequence[str], spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
+                        train_counts: Dict[str, float], top_ks: Sequence[int] = TOP_KS, seed: int = 0
+                        ) -> Dict[str, float]:
+    """The same metrics for the popularity list: every context gets the items by their training positives (the
+    baseline every retrieval model must beat)."""
+    item, _ = item_columns(spec)
+    counts = np.array([train_counts.get(t, 0.0) for t in tokens])
+
+    def score(chunk):
+        positive = [train_counts.get(_first_token(tf.train.Example.FromString(e).features.feature, item.source), 0.0)
+                    for e in chunk]
+        return np.broadcast_to(counts, (len(chunk), len(counts))), np.array(positive)
+    return _ranking_metrics(score, list(tokens), spec, examples, train_counts, top_ks, seed)
+
+
+def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
+                     train_counts: Optional[Dict[str, float]], top_ks: Sequence[int], seed: int) -> Dict[str, float]:
+    """Ranks of each example's positive among the index's items by ``score(chunk) → ([N, n] scores, [N] the
+    positives' scores)``, and the metrics of the module docstring."""
+    item, history = item_columns(spec)
     position = {token: i for i, token in enumerate(tokens)}
     popular = np.array([(train_counts or {}).get(t, 0.0) for t in tokens]) + 1.0
     rng = np.random.default_rng(seed)
@@ -111,12 +126,7 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
     cold = 0
     for start in range(0, len(examples), BATCH):
         chunk = list(examples[start:start + BATCH])
-        parts = [split_for_rank(e, spec) for e in chunk]
-        contexts = tf.constant([p[0].SerializeToString() for p in parts])
-        candidates = tf.constant([p[1].SerializeToString() for p in parts])
-        query = loaded.signatures[signatures.EMBED_QUERY](context=contexts)
-        positives = loaded.signatures[signatures.EMBED_CANDIDATE](candidates=candidates)[signatures.EMBEDDINGS].numpy()
-        scores, positive_scores = _scores(query, index, positives)
+        scores, positive_scores = score(chunk)
         for row, serialized in enumerate(chunk):
             features = tf.train.Example.FromString(serialized).features.feature
             own = position.get(_first_token(features, item.source))
@@ -129,13 +139,15 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
                     seen = position.get(token)
                     if seen is not None:
                         excluded[seen] = True
-            above = (scores[row] > positive_scores[row]) & ~excluded
-            ranks.append(int(above.sum()))
+            kept = ~excluded
+            ranks.append(float((scores[row][kept] > positive_scores[row]).sum() +
+                               0.5 * (scores[row][kept] == positive_scores[row]).sum()))
             allowed = np.flatnonzero(~excluded)
             count = min(SAMPLED_NEGATIVES, len(allowed))
             for name, weights in (('uniform', None), ('popularity', popular[allowed] / popular[allowed].sum())):
                 negatives = rng.choice(allowed, count, replace=False, p=weights)
-                sampled[name].append(int((scores[row][negatives] > positive_scores[row]).sum()))
+                sampled[name].append(float((scores[row][negatives] > positive_scores[row]).sum() +
+                                           0.5 * (scores[row][negatives] == positive_scores[row]).sum()))
     ranks = np.asarray(ranks, np.float64)
     metrics = {'rows': len(ranks), 'cold_items': int(cold), 'items_indexed': len(tokens)}
     for k in top_ks:

@@ -4,11 +4,13 @@ At export every indexed item of the catalogue (ids 1…n of Transform's item voc
 training data: :mod:`tfx_pipeline.catalogue`) is embedded once by the candidate tower; the embeddings and the
 items' raw ids are variables of the SavedModel. Signatures (standard ops only, so stock TF Serving loads them):
 
-* ``retrieve(context [N], k []) → item_ids [N, k], scores [N, k]``: each context example (the user, the behaviour
-  history and the request context: the spec's :attr:`~feature_spec.spec.FeatureSpec.context_columns`) → the k
-  best items of the index by ⟨u, v⟩ (a multi-interest model's best interest), best first. ``k`` is clipped to
-  [1, min(``MAX_K``, n)]. ``item_ids`` are the raw ids as strings (the vocabulary's tokens: ``"1234"`` for an
-  integer id).
+* ``retrieve(context [N], k []) → item_ids [N, k], scores [N, k], candidates [N, k]``: each context example (the
+  user, the behaviour history and the request context: the spec's
+  :attr:`~feature_spec.spec.FeatureSpec.context_columns`) → the k best items of the index by ⟨u, v⟩ (a
+  multi-interest model's best interest), best first. ``k`` is clipped to [1, min(``MAX_K``, n)]. ``item_ids`` are
+  the raw ids as strings (the vocabulary's tokens: ``"1234"`` for an integer id); ``candidates`` (when the export
+  was given the training files) the items' raw tf.Examples of the candidate columns, ready for a ranker's
+  ``rank`` signature.
 * ``retrieve_excluding(context [N], k [], exclude [N, E]) → …``: the same, without the raw item ids of each row of
   ``exclude`` (the item id column's raw type; pad a short row with an id not in the catalogue, e.g. −1 or ``""``).
 * ``serving_default(examples [N]) → item_ids [N, 100], scores``: ``retrieve`` with k = ``DEFAULT_K`` for clients
@@ -23,7 +25,7 @@ The exact top-k is a matrix product and ``tf.math.top_k`` over the n items (the 
 
 import json
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -50,7 +52,10 @@ class RetrievalServingModel(tf.Module):
     """Raw context examples → Transform graph → query tower → top k of the item index (module docstring)."""
 
     def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
-                 data_format: str):
+                 data_format: str, item_examples: Optional[Sequence[bytes]] = None,
+                 index: Optional[Tuple[np.ndarray, Sequence[str]]] = None):
+        """``index``: ``(embeddings [n, d], raw ids [n])`` of an index built elsewhere (another embedding job; the
+        latency benchmark's sizes), in place of the catalogue's."""
         super().__init__()
         object.__setattr__(self, 'model', model)
         object.__setattr__(self, 'tft_layer', tft_output.transform_features_layer())
@@ -61,13 +66,23 @@ class RetrievalServingModel(tf.Module):
         self._candidate_parsing = {name: parsing[name] for name in spec.candidate_columns}
         self._item_column = spec[model.item_id.name].source
         self._item_features = tuple(f.name for f in model.item_fields)
-        tokens = catalogue.vocabulary_tokens(tft_output, model.item_id.table)
-        size = int(model.index_size.numpy())
-        embeddings = index_embeddings(model)
-        self.index = tf.Variable(embeddings[1:size + 1], trainable=False, name='index')
+        if index is None:
+            tokens = catalogue.vocabulary_tokens(tft_output, model.item_id.table)
+            size = int(model.index_size.numpy())
+            embeddings = index_embeddings(model)[1:size + 1]
+        else:
+            embeddings, tokens = index
+            size = len(tokens)
+        self.index = tf.Variable(embeddings, trainable=False, name='index')
         self.index_ids = tf.Variable(np.array(tokens[:size], dtype=object), trainable=False, dtype=tf.string,
                                      name='index_ids')
         self.size = size
+        self.index_examples = None
+        if item_examples is not None:
+            if len(item_examples) != size:
+                raise ValueError(f'{len(item_examples)} item examples for an index of {size} items')
+            self.index_examples = tf.Variable(np.array(list(item_examples), dtype=object), trainable=False,
+                                              dtype=tf.string, name='index_examples')
         self.multi_interest = None
         self._item_dtype = self._candidate_parsing[self._item_column].dtype
 
@@ -109,7 +124,10 @@ class RetrievalServingModel(tf.Module):
             scores = tf.where(hits > 0, tf.constant(-np.inf, scores.dtype), scores)
         k = tf.clip_by_value(tf.cast(k, tf.int32), 1, min(MAX_K, self.size))
         top = tf.math.top_k(scores, k=k)
-        return {signatures.ITEM_IDS: tf.gather(self.index_ids, top.indices), signatures.SCORES: top.values}
+        outputs = {signatures.ITEM_IDS: tf.gather(self.index_ids, top.indices), signatures.SCORES: top.values}
+        if self.index_examples is not None:
+            outputs[signatures.CANDIDATES] = tf.gather(self.index_examples, top.indices)
+        return outputs
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CONTEXT),
                                                    tf.TensorSpec([], tf.int32, name=signatures.K)])
@@ -189,11 +207,18 @@ def write_sample_retrievals(model, tft_output, spec, data_format, serialized: Se
 
 
 def export_retrieval_model(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
-                           data_format: str, export_dir: str, warmup_examples: Sequence[bytes] = ()
-                           ) -> RetrievalServingModel:
+                           data_format: str, export_dir: str, warmup_examples: Sequence[bytes] = (),
+                           train_pattern: Optional[str] = None) -> RetrievalServingModel:
     """Writes the SavedModel (every signature, and warmup requests when ``warmup_examples`` are given); returns the
-    in-process serving module."""
-    serving = RetrievalServingModel(model, tft_output, spec, data_format)
+    in-process serving module. With ``train_pattern`` (the raw training files), ``retrieve`` also returns each
+    retrieved item's raw example (``candidates``: :func:`tfx_pipeline.catalogue.raw_item_examples`)."""
+    item_examples = None
+    if train_pattern:
+        size = int(model.index_size.numpy())
+        tokens = catalogue.vocabulary_tokens(tft_output, model.item_id.table)[:size]
+        item_examples = catalogue.raw_item_examples(spec, train_pattern, data_format, spec[model.item_id.name].source,
+                                                    tokens)
+    serving = RetrievalServingModel(model, tft_output, spec, data_format, item_examples)
     functions = serving.signatures()
     for function in functions.values():
         function.get_concrete_function()

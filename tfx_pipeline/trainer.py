@@ -125,7 +125,8 @@ def run_fn(fn_args):
     examples = export.read_examples(sample, SAMPLE_COUNT, spec, data_format) if sample else []
     if registry.kind(config.model) == registry.RETRIEVAL:
         retrieval_export.export_retrieval_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
-                                                warmup_examples=examples)
+                                                warmup_examples=examples,
+                                                train_pattern=fn_args.custom_config.get('train_examples'))
         if examples:
             retrieval_export.write_sample_retrievals(model, tft_output, spec, data_format, examples,
                                                      fn_args.model_run_dir)

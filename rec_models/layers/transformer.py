@@ -7,13 +7,26 @@ multi-interest extractor):
     S' = LayerNorm(S + Dropout(MH(S)))
     F = LayerNorm(S' + Dropout(σ(S' W^(1) + b^(1)) W^(2) + b^(2)))                            (BST eq. 3–5)
 
-σ is BST's LeakyReLU (α = 0.2; ``activation``). Padded steps are never attended to, and their outputs are set to 0, so
-padding changes no output; a sequence with no valid step gives zeros.
+σ is BST's LeakyReLU (α = 0.2; ``activation``; ReLU and BERT's exact GELU are the alternatives). With ``causal``, step
+m attends only to the steps n ≤ m (the encoders of :mod:`rec_models.retrieval.sequence_encoder`). Padded steps are
+never attended to, and their outputs are set to 0, so padding changes no output; a sequence with no valid step gives
+zeros.
 """
 
 import tensorflow as tf
 
 from rec_models.layers.softmax import masked_softmax
+
+ACTIVATIONS = ('leaky_relu', 'relu', 'gelu')
+
+
+def activate(x, activation: str):
+    """σ(x) for one of :data:`ACTIVATIONS`: LeakyReLU with α = 0.2 (BST's), ReLU, or the exact GELU x·Φ(x)."""
+    if activation == 'leaky_relu':
+        return tf.nn.leaky_relu(x)
+    if activation == 'gelu':
+        return tf.nn.gelu(x, approximate=False)
+    return tf.nn.relu(x)
 
 
 class MultiHeadSelfAttention(tf.keras.layers.Layer):
@@ -85,16 +98,18 @@ class TransformerBlock(tf.keras.layers.Layer):
         head_dim: d_h, the width of each head (the projections are d × h·d_h; W^O maps h·d_h back to d).
         ffn_units: width of the point-wise feed-forward layer's hidden layer (0: 4·d).
         dropout: dropout rate on MH(S) and on the feed-forward output (training only).
-        activation: σ of the feed-forward layer: ``'leaky_relu'`` (BST's) or ``'relu'``.
+        activation: σ of the feed-forward layer: ``'leaky_relu'`` (BST's), ``'relu'`` or ``'gelu'`` (the exact,
+            erf-based GELU of BERT and BERT4Rec).
+        causal: step m attends only to the valid steps n ≤ m (:class:`MultiHeadSelfAttention`'s ``causal``).
     """
 
-    def __init__(self, heads=8, head_dim=8, ffn_units=0, dropout=0.1, activation='leaky_relu', **kwargs):
+    def __init__(self, heads=8, head_dim=8, ffn_units=0, dropout=0.1, activation='leaky_relu', causal=False, **kwargs):
         super().__init__(**kwargs)
-        if activation not in ('leaky_relu', 'relu'):
-            raise ValueError(f"activation must be 'leaky_relu' or 'relu', got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
         self.heads, self.head_dim, self.ffn_units = heads, head_dim, ffn_units
-        self.dropout, self.activation = dropout, activation
-        self.attention = MultiHeadSelfAttention(heads, head_dim, name='attention')
+        self.dropout, self.activation, self.causal = dropout, activation, causal
+        self.attention = MultiHeadSelfAttention(heads, head_dim, causal=causal, name='attention')
 
     def build(self, input_shape):
         d = int(input_shape[-1])
@@ -108,11 +123,10 @@ class TransformerBlock(tf.keras.layers.Layer):
     def call(self, sequence, mask, training=None):
         attended, attention = self.attention(sequence, mask)
         hidden = self.attention_norm(sequence + self.drop(attended, training=training))
-        activated = self.ffn_in(hidden)
-        activated = tf.nn.leaky_relu(activated) if self.activation == 'leaky_relu' else tf.nn.relu(activated)
+        activated = activate(self.ffn_in(hidden), self.activation)
         outputs = self.ffn_norm(hidden + self.drop(self.ffn_out(activated), training=training))
         return outputs * tf.cast(mask, outputs.dtype)[..., tf.newaxis], attention
 
     def get_config(self):
         return {**super().get_config(), 'heads': self.heads, 'head_dim': self.head_dim, 'ffn_units': self.ffn_units,
-                'dropout': self.dropout, 'activation': self.activation}
+                'dropout': self.dropout, 'activation': self.activation, 'causal': self.causal}

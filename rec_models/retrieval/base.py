@@ -15,7 +15,8 @@ The Trainer fills them from the training data (:meth:`set_catalogue`). From them
 **Outputs** of ``call(features, training)``: ``query`` (the query embedding the loss uses: for MIND the
 label-aware attention's), ``candidates`` (the rows' positives, then extra negatives in training), ``candidate_ids``,
 ``candidate_log_q`` (log of each candidate's sampling probability, when the model corrects for it) and, outside
-training, ``positive_rank``: how many indexed items score above the row's positive (its own index entry and,
+training, ``positive_rank``: how many indexed items score above the row's positive, a tie counting one half (the
+expected rank when ties are broken at random, so that a constant score earns nothing; its own index entry and,
 with ``exclude_seen``, the items of the row's behaviour history left out), from which the task computes
 Recall@K, NDCG@K and MRR over the whole vocabulary.
 
@@ -195,8 +196,10 @@ class RetrievalModel(RankingModel):
         seen = self.seen_mask(features) if self.hparams['exclude_seen'] else None
         if seen is not None:
             excluded = tf.logical_or(excluded, seen)
-        above = tf.logical_and(scores > positive[:, tf.newaxis], tf.logical_not(excluded))
-        return tf.reduce_sum(tf.cast(above, tf.float32), axis=1)
+        kept = tf.cast(tf.logical_not(excluded), tf.float32)
+        above = tf.cast(scores > positive[:, tf.newaxis], tf.float32)
+        tied = tf.cast(tf.equal(scores, positive[:, tf.newaxis]), tf.float32)
+        return tf.reduce_sum((above + 0.5 * tied) * kept, axis=1)
 
     def extra_candidates(self, features, candidates, candidate_ids, training):
         """``(candidates, ids, log q or None)`` with any extra negatives appended (default: none, no correction)."""

@@ -54,7 +54,7 @@ class InBatchRetrieval(RetrievalModel):
         """The item ids of the batch's positive rows."""
         ids = tf.reshape(tf.cast(features[self.item_id.name], tf.int64), [-1])
         label = labels.get(self.model_inputs.label)
-        return ids if label is None else tf.boolean_mask(ids, tf.reshape(label, [-1]) > 0.5)
+        return ids if label is None else tf.boolean_mask(ids, tf.cast(tf.reshape(label, [-1]), tf.float32) > 0.5)
 
     @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
@@ -83,7 +83,7 @@ class InBatchRetrieval(RetrievalModel):
             return candidates, candidate_ids, None
         label = features.get(self.model_inputs.label)
         positives = (tf.cast(tf.size(candidate_ids) - extra, tf.float32) if label is None else
-                     tf.reduce_sum(tf.cast(tf.reshape(label, [-1]) > 0.5, tf.float32)))
+                     tf.reduce_sum(tf.cast(tf.cast(tf.reshape(label, [-1]), tf.float32) > 0.5, tf.float32)))
         expected = self.expected_in_batch(candidate_ids, positives)
         expected += extra / tf.cast(self.index_size, tf.float32)
         return candidates, candidate_ids, tf.math.log(tf.maximum(expected, 1e-12))

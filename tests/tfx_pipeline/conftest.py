@@ -5,7 +5,7 @@
   them, and one fresh process loads and serves them all.
 * ``pipeline_run``: one pipeline run of a few models by name (single-head, multi-head, position-aware) to pushed
   SavedModels, which the serving tests serve over gRPC and REST.
-* ``zoo``: one pipeline run of every registered model (slow: ``make test-all``).
+* ``zoo``: one pipeline run of every registered model, ranking and retrieval (slow: ``make test-all``).
 """
 
 import json
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline_cli import run_cli, write_config
-from zoo_run import AUC_FLOOR, MODELS, PIPELINE_MODELS, SCHEDULE, Export, Zoo
+from zoo_run import AUC_FLOOR, MODELS, PIPELINE_MODELS, RETRIEVAL_MODELS, SCHEDULE, Export, Zoo
 
 
 def _pipeline(tiny_data, tmp_path_factory, name, models):
@@ -34,7 +34,7 @@ def fixture_pipeline_run(tiny_data, tmp_path_factory):
 
 @pytest.fixture(name='zoo', scope='session')
 def fixture_zoo(tiny_data, tmp_path_factory):
-    return _pipeline(tiny_data, tmp_path_factory, 'zoo', MODELS)
+    return _pipeline(tiny_data, tmp_path_factory, 'zoo', MODELS + RETRIEVAL_MODELS)
 
 
 @pytest.fixture(name='logged', scope='session')

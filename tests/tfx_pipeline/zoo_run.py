@@ -7,9 +7,12 @@ from rec_models import registry
 
 from pipeline_cli import sample_predictions
 
-MODELS = registry.names()
-# The models of the pipeline run in make test: a single-head sequence model, a multi-head model, a position-aware one.
-PIPELINE_MODELS = ('din', 'esmm', 'pal')
+# The ranking models (exported with the ranking signatures) and the retrieval models (retrieve, embed_*).
+MODELS = registry.names_of_kind(registry.RANKING)
+RETRIEVAL_MODELS = registry.names_of_kind(registry.RETRIEVAL)
+# The models of the pipeline run in make test: a single-head sequence model, a multi-head model, a position-aware one,
+# and a retrieval model.
+PIPELINE_MODELS = ('din', 'esmm', 'pal', 'two_tower')
 # The pipeline runs' schedule: tiny data, two short epochs.
 SCHEDULE = {'epochs': 2, 'batch_size': 64, 'learning_rate': 0.01}
 # The primary head's test AUC every model of a run must clear: the 31 interaction and sequence models reached

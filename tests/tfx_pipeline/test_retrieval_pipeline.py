@@ -1,0 +1,116 @@
+"""A retrieval model through the whole pipeline (``two_tower`` in the shared pipeline run, beside DIN), served.
+
+* The retrieval Evaluator reported full-ranking metrics on the test clicks (ordered by K, sampled protocols above
+  full ranking), blessed the model and the Pusher pushed it in TF Serving's layout.
+* The pushed SavedModel, loaded in a fresh process that never imports this project, retrieves the Trainer's
+  in-process top k (ids and scores, 1e-5) from the index it holds.
+* ``retrieve_excluding`` leaves the excluded ids out; ``k`` is clipped; the embed signatures' shapes.
+* Retrieve → rank over gRPC: one server hosts the retrieval model and DIN; ``ServingClient.recommend`` and
+  ``python -m serving.client recommend`` return the top k of the retrieved candidates by DIN's ``rank`` scores,
+  which equal DIN's ``serving_default`` on the joined examples.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from feature_spec import spec as spec_lib
+from serving import model_manager, signatures
+from serving.client import ServingClient
+from serving.examples import join_for_rank, split_for_rank
+from serving.server import ModelServer, ServerOptions
+
+from fresh_process import retrieve_in_fresh_process
+from pipeline_cli import REPO, sample_retrievals
+
+pytestmark = pytest.mark.pipeline
+MODEL = 'two_tower'
+SPEC = os.path.join(REPO, 'feature_spec', 'specs', 'synthetic.yaml')
+
+
+def test_retrieval_model_is_evaluated_blessed_and_pushed(pipeline_run):
+    summary = pipeline_run.summaries[MODEL]
+    assert summary['rows'] > 20 and summary['items_indexed'] > 1000, summary
+    assert 0 <= summary['recall_at_10'] <= summary['recall_at_50'] <= summary['recall_at_100'] <= 1, summary
+    assert 0 < summary['mrr'] <= 1 and summary['ndcg_at_10'] <= summary['ndcg_at_100'], summary
+    assert summary['sampled_uniform_hr_at_10'] >= summary['recall_at_10'], summary   # 101 items against all
+    assert summary['blessed'] is True, summary
+    pushed = summary['pushed_model']
+    assert os.path.dirname(pushed) == str(pipeline_run.run_dir / 'serving' / MODEL)
+    assert os.path.exists(os.path.join(pushed, signatures.WARMUP_FILE))
+
+
+def test_pushed_model_retrieves_the_trainers_top_k_in_a_fresh_process(pipeline_run):
+    examples, expected, k = sample_retrievals(pipeline_run.run_dir, f'Trainer.{MODEL}')
+    spec = spec_lib.load(SPEC)
+    contexts = [split_for_rank(e, spec)[0].SerializeToString() for e in examples[:40]]
+    pushed = pipeline_run.pushed(MODEL)
+    served = retrieve_in_fresh_process({pushed: contexts}, k, str(pipeline_run.tmp_path))[pushed]
+    np.testing.assert_allclose(served[signatures.SCORES], expected[signatures.SCORES][:40], atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(served[signatures.ITEM_IDS], expected[signatures.ITEM_IDS][:40])
+    assert np.all(np.diff(served[signatures.SCORES], axis=1) <= 0)       # best first
+    assert len({tuple(row) for row in served[signatures.ITEM_IDS]}) > 1   # the context matters
+
+
+def test_exclusion_k_and_embed_signatures(pipeline_run):
+    examples, _, _ = sample_retrievals(pipeline_run.run_dir, f'Trainer.{MODEL}')
+    model = tf.saved_model.load(pipeline_run.pushed(MODEL))
+    contexts = tf.constant(examples[:4])
+    top = model.signatures[signatures.RETRIEVE](context=contexts, k=tf.constant(5))
+    ids = top[signatures.ITEM_IDS].numpy().astype(str)
+    exclude = np.array([[int(row[0]), int(row[2]), -1] for row in ids], np.int64)
+    kept = model.signatures[signatures.RETRIEVE_EXCLUDING](context=contexts, k=tf.constant(5),
+                                                           exclude=tf.constant(exclude))
+    kept_ids = kept[signatures.ITEM_IDS].numpy().astype(str)
+    for row, excluded in zip(kept_ids, exclude):
+        assert not {str(excluded[0]), str(excluded[1])} & set(row)
+    np.testing.assert_array_equal(kept_ids[:, :3], np.stack([ids[:, 1], ids[:, 3], ids[:, 4]], axis=1))
+    candidates = top[signatures.CANDIDATES].numpy()
+    assert tf.train.Example.FromString(candidates[0, 0]).features.feature['item_id'].int64_list.value[0] == int(
+        ids[0, 0])
+    everything = model.signatures[signatures.RETRIEVE](context=contexts[:1], k=tf.constant(10 ** 9))
+    assert everything[signatures.ITEM_IDS].shape[1] == min(1000, model.index.shape[0])
+    assert model.signatures[signatures.EMBED_QUERY](context=contexts)[signatures.EMBEDDINGS].shape == (4, 32)
+    assert model.signatures[signatures.EMBED_CANDIDATE](candidates=contexts)[signatures.EMBEDDINGS].shape == (4, 32)
+
+
+def _two_models(pipeline_run):
+    config = model_manager.config_from_flags('din', os.path.dirname(pipeline_run.pushed('din')))
+    retrieval = model_manager.config_from_flags(MODEL, os.path.dirname(pipeline_run.pushed(MODEL)))
+    config.model_config_list.config.extend(retrieval.model_config_list.config)
+    return config
+
+
+def test_retrieve_then_rank_over_grpc(pipeline_run, tmp_path):
+    examples, _, _ = sample_retrievals(pipeline_run.run_dir, f'Trainer.{MODEL}')
+    spec = spec_lib.load(SPEC)
+    context = split_for_rank(examples[0], spec)[0]
+    with ModelServer(_two_models(pipeline_run), ServerOptions(port=0, rest_api_port=-1, host='localhost')) as server:
+        target = f'localhost:{server.grpc_port}'
+        with ServingClient(target, 'din', timeout_s=60) as client:
+            result = client.recommend(context, k=5, retrieval_model=MODEL, candidates=30)
+            retrieved = client.retrieve([context], 30, model_name=MODEL)
+            joined = [join_for_rank(context, c) for c in retrieved.candidates[0]]
+            by_din = client.predict(joined).scores
+        order = np.argsort(-by_din, kind='stable')[:5]
+        assert result.item_ids == [str(i) for i in retrieved.item_ids[0][order]]
+        np.testing.assert_allclose(result.scores, by_din[order], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(result.retrieval_scores, retrieved.scores[0][order], atol=1e-6, rtol=0)
+        assert np.all(np.diff(result.scores) <= 0)
+
+        context_file = tmp_path / 'context.tfrecord'
+        with tf.io.TFRecordWriter(str(context_file)) as writer:
+            writer.write(context.SerializeToString())
+        done = subprocess.run([sys.executable, '-m', 'serving.client', 'recommend', '--target', target, '--model',
+                               'din', '--retrieval_model', MODEL, '--context', str(context_file), '--k', '5',
+                               '--candidates', '30'], cwd=REPO, capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [row['item_id'] for row in rows] == result.item_ids
+        np.testing.assert_allclose([row['score'] for row in rows], result.scores, atol=1e-6)

@@ -57,6 +57,12 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
       state too: a restored layer keeps the saved hashes whatever its ``seed``. Measured: consecutive ids are spread
       as a lattice, without any collision while their count ≤ H (ids 0 … 999 into 1250 or 5000 buckets).
     * Choice: the default α = 0.01, the paper's value for its Wikipedia (§6.2) and YouTube (§6.3) models.
+    * Choice (``bias_correction``, off by default, the paper's estimate): B is an exponential moving average started
+      at 0, so after c sightings of a bucket it is (1 − (1 − α)^c) times the mean gap (with α = 0.01, a quarter of
+      it after 30 sightings): over a training of a few hundred steps every p̂ stays near 1 and the correction does
+      nothing. With ``bias_correction`` the estimate is B / (1 − (1 − α)^c), c the bucket's sightings (the
+      correction Adam applies to its moment estimates, Kingma & Ba 2015), exact from the first sighting on
+      (``initial_interval`` must then be 0). The retrieval models turn it on.
 
     Replicas of a ``tf.distribute`` strategy that call ``update`` concurrently are not handled (the paper's
     parameter-server version reads and writes A, B and the global step per worker).
@@ -67,16 +73,19 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
         learning_rate: α ∈ (0, 1].
         seed: draws the hashes' (a, b).
         initial_interval: B's starting value (0: the guard above gives p̂ = 1 until seen).
+        bias_correction: divide B by 1 − (1 − α)^c (see the choices).
     """
 
-    def __init__(self, num_buckets, num_hashes=1, learning_rate=0.01, seed=0, initial_interval=0.0, **kwargs):
+    def __init__(self, num_buckets, num_hashes=1, learning_rate=0.01, seed=0, initial_interval=0.0,
+                 bias_correction=False, **kwargs):
         super().__init__(**kwargs)
         if num_buckets < 1 or num_hashes < 1:
             raise ValueError(f'need num_buckets, num_hashes ≥ 1; got {num_buckets}, {num_hashes}')
         if not 0 < learning_rate <= 1:
             raise ValueError(f'learning_rate must be in (0, 1], got {learning_rate}')
-        if initial_interval < 0:
-            raise ValueError(f'initial_interval must be ≥ 0, got {initial_interval}')
+        if initial_interval < 0 or (bias_correction and initial_interval):
+            raise ValueError(f'initial_interval must be ≥ 0, and 0 with bias_correction; got {initial_interval}')
+        self.bias_correction = bool(bias_correction)
         self.num_buckets = int(num_buckets)
         self.num_hashes = int(num_hashes)
         self.learning_rate = float(learning_rate)
@@ -94,6 +103,8 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
                                          initializer='zeros')
         self.interval = self.add_weight(name='interval', shape=shape, dtype=tf.float32, trainable=False,
                                         initializer=tf.keras.initializers.Constant(self.initial_interval))
+        self.sightings = self.add_weight(name='sightings', shape=shape, dtype=tf.float32, trainable=False,
+                                         initializer='zeros')
 
     def buckets(self, ids):
         """h_i(ids) for each hash: ``[m, N]`` int64, for flat int64 ids ``[N]``."""
@@ -111,12 +122,17 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
         gaps = tf.cast(t - tf.gather_nd(self.last_seen, indices), tf.float32)
         intervals = (1.0 - self.learning_rate) * tf.gather_nd(self.interval, indices) + self.learning_rate * gaps
         return tf.group(self.interval.scatter_nd_update(indices, intervals),
-                        self.last_seen.scatter_nd_update(indices, tf.fill(tf.shape(cells), t)))
+                        self.last_seen.scatter_nd_update(indices, tf.fill(tf.shape(cells), t)),
+                        self.sightings.scatter_nd_add(indices, tf.ones(tf.shape(cells), tf.float32)))
 
     def call(self, ids):
         ids = tf.convert_to_tensor(ids)
         flat = tf.reshape(tf.cast(ids, tf.int64), [-1])
-        intervals = tf.gather(self.interval, self.buckets(flat), batch_dims=1)   # [m, N]
+        buckets = self.buckets(flat)
+        intervals = tf.gather(self.interval, buckets, batch_dims=1)   # [m, N]
+        if self.bias_correction:
+            seen = tf.gather(self.sightings, buckets, batch_dims=1)
+            intervals /= tf.maximum(1.0 - tf.pow(1.0 - self.learning_rate, seen), 1e-12)
         probability = 1.0 / tf.maximum(tf.reduce_max(intervals, axis=0), 1.0)
         return tf.reshape(probability, tf.shape(ids))
 
@@ -125,7 +141,8 @@ class StreamingFrequencyEstimator(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), 'num_buckets': self.num_buckets, 'num_hashes': self.num_hashes,
-                'learning_rate': self.learning_rate, 'seed': self.seed, 'initial_interval': self.initial_interval}
+                'learning_rate': self.learning_rate, 'seed': self.seed, 'initial_interval': self.initial_interval,
+                'bias_correction': self.bias_correction}
 
 
 def popularity(num_items, switched=False):

@@ -10,7 +10,8 @@ of draws in the batch,
 
 with p̂_j the expected number of the batch's positives equal to item j (``logq``): ``streaming``, the streaming
 frequency estimate of the paper (:class:`~rec_models.layers.StreamingFrequencyEstimator`, updated in each training
-step from the batch's positive ids, before the forward pass); ``static``, |B⁺| · c_j / Σ c from the training
+step from the batch's positive ids, before the forward pass; Choice: with its bias correction, without which a
+training of a few hundred steps leaves every estimate near 1, i.e. uncorrected); ``static``, |B⁺| · c_j / Σ c from the training
 positives' counts c (what TensorFlow Recommenders and DeepMatch do); ``none``, no correction (the plain in-batch
 softmax). Choice: with uniform negatives the two proposals are mixed into one expected count, the correction of
 sampled softmax for a mixture proposal; Yang et al. do not say how they correct.
@@ -37,9 +38,10 @@ class InBatchRetrieval(RetrievalModel):
         super().__init__(inputs, frequencies=frequencies, **kwargs)
         self.hparams.update(logq=logq, uniform_negatives=uniform_negatives, frequency_buckets=frequency_buckets,
                             frequency_hashes=frequency_hashes, frequency_learning_rate=frequency_learning_rate)
-        self.check_hparams(self.hparams)
+        InBatchRetrieval.check_hparams(self.hparams)   # the subclass checks its own once it has set them
         self.estimator = (StreamingFrequencyEstimator(frequency_buckets, num_hashes=frequency_hashes,
-                                                      learning_rate=frequency_learning_rate, name='frequency')
+                                                      learning_rate=frequency_learning_rate, bias_correction=True,
+                                                      name='frequency')
                           if logq == 'streaming' else None)
 
     @classmethod

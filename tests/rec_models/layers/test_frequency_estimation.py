@@ -3,6 +3,7 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from rec_models.layers.frequency_estimation import (PRIME, StreamingFrequencyEstimator,  # noqa: E402
@@ -109,7 +110,7 @@ def test_graph_mode_equals_eager_and_config_round_trips():
         np.testing.assert_allclose(step(ids).numpy(), eager(ids).numpy(), rtol=1e-6)
     for mine, theirs in zip(graph.weights, eager.weights):
         np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-6)
-    assert not graph.trainable_weights and len(graph.non_trainable_weights) == 4
+    assert not graph.trainable_weights and len(graph.non_trainable_weights) == 5   # with the sightings
 
 
 def test_state_survives_a_checkpoint_and_a_saved_model(tmp_path):
@@ -179,3 +180,20 @@ def test_more_hashes_lower_the_error_of_collisions():
     spread = simulate(num_buckets=250, num_hashes=4, learning_rate=0.1, **SMALL)   # as many buckets as H = 1000
     single = simulate(num_buckets=1000, num_hashes=1, learning_rate=0.1, **SMALL)
     assert _error(spread, 2000) < 0.85 * _error(single, 2000)                       # measured 0.108 vs 0.183
+
+
+def test_bias_correction_estimates_the_gap_from_the_first_sightings():
+    """Item 7 seen every 4th step: the paper's EMA from 0 is (1 − (1 − α)^c) of the gap after c sightings; the
+    corrected estimate is the gap itself from the first sightings on."""
+    plain = StreamingFrequencyEstimator(64, learning_rate=0.01)
+    corrected = StreamingFrequencyEstimator(64, learning_rate=0.01, bias_correction=True)
+    for step in range(1, 41):
+        batch = [7, 9] if step % 4 == 0 else [9]
+        plain.update(tf.constant(batch, tf.int64))
+        corrected.update(tf.constant(batch, tf.int64))
+    # Sightings at 4, 8, …, 40: gaps 4 each (the first one counts 4 − 0): B = 4 · (1 − 0.99^10).
+    np.testing.assert_allclose(float(plain(tf.constant([7], tf.int64))[0]), 1.0)   # B < 1: floored, p̂ = 1
+    np.testing.assert_allclose(float(corrected(tf.constant([7], tf.int64))[0]), 0.25, rtol=1e-4)
+    np.testing.assert_allclose(float(corrected(tf.constant([9], tf.int64))[0]), 1.0, rtol=1e-4)
+    with pytest.raises(ValueError, match='initial_interval'):
+        StreamingFrequencyEstimator(64, bias_correction=True, initial_interval=100.0)

@@ -101,32 +101,44 @@ class TransformerBlock(tf.keras.layers.Layer):
         activation: σ of the feed-forward layer: ``'leaky_relu'`` (BST's), ``'relu'`` or ``'gelu'`` (the exact,
             erf-based GELU of BERT and BERT4Rec).
         causal: step m attends only to the valid steps n ≤ m (:class:`MultiHeadSelfAttention`'s ``causal``).
+        pre_norm: SASRec's pre-LayerNorm order (Kang & McAuley, ICDM 2018, §III-C) in place of the post-LayerNorm
+            above: S' = S + Dropout(MH(LayerNorm(S))), F = S' + Dropout(FFN(LayerNorm(S'))).
+        norm_epsilon: ε of the LayerNorms.
     """
 
-    def __init__(self, heads=8, head_dim=8, ffn_units=0, dropout=0.1, activation='leaky_relu', causal=False, **kwargs):
+    def __init__(self, heads=8, head_dim=8, ffn_units=0, dropout=0.1, activation='leaky_relu', causal=False,
+                 pre_norm=False, norm_epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
         self.heads, self.head_dim, self.ffn_units = heads, head_dim, ffn_units
         self.dropout, self.activation, self.causal = dropout, activation, causal
+        self.pre_norm, self.norm_epsilon = pre_norm, norm_epsilon
         self.attention = MultiHeadSelfAttention(heads, head_dim, causal=causal, name='attention')
 
     def build(self, input_shape):
         d = int(input_shape[-1])
         self.ffn_in = tf.keras.layers.Dense(self.ffn_units or 4 * d, name='ffn_in')
         self.ffn_out = tf.keras.layers.Dense(d, name='ffn_out')
-        self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name='attention_norm')
-        self.ffn_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name='ffn_norm')
+        self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=self.norm_epsilon, name='attention_norm')
+        self.ffn_norm = tf.keras.layers.LayerNormalization(epsilon=self.norm_epsilon, name='ffn_norm')
         self.drop = tf.keras.layers.Dropout(self.dropout)
         super().build(input_shape)
 
     def call(self, sequence, mask, training=None):
-        attended, attention = self.attention(sequence, mask)
-        hidden = self.attention_norm(sequence + self.drop(attended, training=training))
-        activated = activate(self.ffn_in(hidden), self.activation)
-        outputs = self.ffn_norm(hidden + self.drop(self.ffn_out(activated), training=training))
+        if self.pre_norm:
+            attended, attention = self.attention(self.attention_norm(sequence), mask)
+            hidden = sequence + self.drop(attended, training=training)
+            transformed = self.ffn_out(activate(self.ffn_in(self.ffn_norm(hidden)), self.activation))
+            outputs = hidden + self.drop(transformed, training=training)
+        else:
+            attended, attention = self.attention(sequence, mask)
+            hidden = self.attention_norm(sequence + self.drop(attended, training=training))
+            activated = activate(self.ffn_in(hidden), self.activation)
+            outputs = self.ffn_norm(hidden + self.drop(self.ffn_out(activated), training=training))
         return outputs * tf.cast(mask, outputs.dtype)[..., tf.newaxis], attention
 
     def get_config(self):
         return {**super().get_config(), 'heads': self.heads, 'head_dim': self.head_dim, 'ffn_units': self.ffn_units,
-                'dropout': self.dropout, 'activation': self.activation, 'causal': self.causal}
+                'dropout': self.dropout, 'activation': self.activation, 'causal': self.causal,
+                'pre_norm': self.pre_norm, 'norm_epsilon': self.norm_epsilon}

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from rec_models.layers.frequency_estimation import StreamingFrequencyEstimator
 from rec_models.retrieval.base import LOGQ_MODES, RetrievalModel
+from rec_models.tasks.sampled_softmax import sampled_softmax_outputs
 
 
 class InBatchRetrieval(RetrievalModel):
@@ -89,3 +90,41 @@ class InBatchRetrieval(RetrievalModel):
         expected = self.expected_in_batch(candidate_ids, positives)
         expected += extra / tf.cast(self.index_size, tf.float32)
         return candidates, candidate_ids, tf.math.log(tf.maximum(expected, 1e-12))
+
+
+NEGATIVES = ('sampled', 'in_batch')
+
+
+class SampledOrInBatch(InBatchRetrieval):
+    """A model trained either by the sampled softmax over its output table (``negatives='sampled'``:
+    :class:`~rec_models.tasks.sampled_softmax.SampledSoftmaxTask`, which the subclass declares) or by the in-batch
+    softmax above (``'in_batch'``). Subclasses give the table (:meth:`output_table`)."""
+
+    @classmethod
+    def check_hparams(cls, hparams):
+        super().check_hparams(hparams)
+        negatives = hparams.get('negatives', 'sampled')
+        if negatives not in NEGATIVES:
+            raise ValueError(f'negatives must be one of {NEGATIVES}, got {negatives!r}')
+        if negatives == 'sampled' and hparams.get('uniform_negatives', 0):
+            raise ValueError('uniform_negatives is for negatives="in_batch"; the sampled softmax draws its own '
+                             f'(num_sampled), got uniform_negatives={hparams["uniform_negatives"]}')
+
+    @property
+    def sampled(self) -> bool:
+        return self.hparams.get('negatives', 'sampled') == 'sampled'
+
+    def output_table(self, training=False):
+        """``(embeddings [V, d], biases [V])`` of the sampled softmax's classes, every id of the item table."""
+        raise NotImplementedError
+
+    def extra_candidates(self, features, candidates, candidate_ids, training):
+        if self.sampled:
+            return candidates, candidate_ids, None
+        return super().extra_candidates(features, candidates, candidate_ids, training)
+
+    def call(self, features, training=False):
+        outputs = super().call(features, training=training)
+        if self.sampled:
+            outputs.update(sampled_softmax_outputs(*self.output_table(training), features[self.item_id.name]))
+        return outputs

@@ -51,15 +51,14 @@ import tensorflow as tf
 from feature_spec.model_inputs import CATEGORICAL, CONTEXT, ITEM, NUMERIC, SEQUENCE, USER, ModelInputs
 from rec_models.layers import MLP, BehaviorToInterestRouting, FieldEmbedding, LabelAwareAttention
 from rec_models.registry import register
-from rec_models.retrieval.in_batch import InBatchRetrieval
+from rec_models.retrieval.in_batch import SampledOrInBatch
 from rec_models.retrieval.towers import lookup, pooled_context
-from rec_models.tasks.sampled_softmax import ITEM_BIASES, ITEM_TABLE, POSITIVE_IDS, SampledSoftmaxTask
+from rec_models.tasks.sampled_softmax import SampledSoftmaxTask
 
-NEGATIVES = ('sampled', 'in_batch')
 
 
 @register('mind')
-class MIND(InBatchRetrieval):
+class MIND(SampledOrInBatch):
     """Multi-interest extractor over the history, label-aware attention in training (module docstring).
 
     Args:
@@ -126,12 +125,6 @@ class MIND(InBatchRetrieval):
     @classmethod
     def check_hparams(cls, hparams):
         super().check_hparams(hparams)
-        negatives = hparams.get('negatives', 'sampled')
-        if negatives not in NEGATIVES:
-            raise ValueError(f'negatives must be one of {NEGATIVES}, got {negatives!r}')
-        if negatives == 'sampled' and hparams.get('uniform_negatives', 0):
-            raise ValueError('uniform_negatives is for negatives="in_batch"; the sampled softmax draws its own '
-                             f'(num_sampled), got uniform_negatives={hparams["uniform_negatives"]}')
         for name in ('num_interests', 'iterations', 'num_sampled', 'embedding_dim'):
             if hparams.get(name, 1) < 1:
                 raise ValueError(f'{name} must be ≥ 1, got {hparams[name]}')
@@ -188,15 +181,5 @@ class MIND(InBatchRetrieval):
             interest_mask = tf.ones(tf.shape(query)[:2], tf.bool)
         return self.label_attention(query, interest_mask, candidates[:tf.shape(query)[0]])
 
-    def extra_candidates(self, features, candidates, candidate_ids, training):
-        if self.hparams['negatives'] == 'sampled':
-            return candidates, candidate_ids, None
-        return super().extra_candidates(features, candidates, candidate_ids, training)
-
-    def call(self, features, training=False):
-        outputs = super().call(features, training=training)
-        if self.hparams['negatives'] == 'sampled':
-            outputs.update({ITEM_TABLE: self.index_embeddings(training=training),
-                            ITEM_BIASES: tf.zeros([self.num_items]),
-                            POSITIVE_IDS: tf.cast(features[self.item_id.name], tf.int64)})
-        return outputs
+    def output_table(self, training=False):
+        return self.index_embeddings(training=training), tf.zeros([self.num_items])

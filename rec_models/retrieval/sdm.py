@@ -92,17 +92,16 @@ from feature_spec.model_inputs import BEHAVIOR, CATEGORICAL, CONTEXT, ITEM, NUME
 from rec_models.layers import FieldEmbedding, MultiHeadSelfAttention
 from rec_models.layers.softmax import masked_softmax
 from rec_models.registry import register
-from rec_models.retrieval.in_batch import InBatchRetrieval
+from rec_models.retrieval.in_batch import SampledOrInBatch
 from rec_models.retrieval.towers import lookup, pooled_context
-from rec_models.tasks.sampled_softmax import ITEM_BIASES, ITEM_TABLE, POSITIVE_IDS, SampledSoftmaxTask
+from rec_models.tasks.sampled_softmax import SampledSoftmaxTask
 
-NEGATIVES = ('sampled', 'in_batch')
 LONG_TERM = ('sequence', 'sessions')
 GATE = 'gate'
 
 
 @register('sdm', negatives='sampled')   # so that validate sees the loss the other checks depend on
-class SDM(InBatchRetrieval):
+class SDM(SampledOrInBatch):
     """Short-term session (LSTM, self-attention, user attention) and long-term attributes fused by a gate (module
     docstring); :meth:`user_state` gives e_u, s^u, p^u, G^u and o^u.
 
@@ -177,13 +176,6 @@ class SDM(InBatchRetrieval):
     @classmethod
     def check_hparams(cls, hparams):
         super().check_hparams(hparams)
-        # (InBatchRetrieval checks its own hparams before SDM records ``negatives``: no loss, no loss check.)
-        negatives = hparams.get('negatives')
-        if negatives is not None and negatives not in NEGATIVES:
-            raise ValueError(f'negatives must be one of {NEGATIVES}, got {negatives!r}')
-        if negatives == 'sampled' and hparams.get('uniform_negatives', 0):
-            raise ValueError('uniform_negatives is for negatives="in_batch"; the sampled softmax draws its own '
-                             f'(num_sampled), got uniform_negatives={hparams["uniform_negatives"]}')
         if hparams.get('long_term', 'sequence') not in LONG_TERM:
             raise ValueError(f'long_term must be one of {LONG_TERM}, got {hparams["long_term"]!r}')
         for name in ('embedding_dim', 'heads', 'num_sampled'):
@@ -289,14 +281,5 @@ class SDM(InBatchRetrieval):
     def candidate_embedding(self, item_features, training=False):
         return tf.gather(self.item_table, item_features[self.item_id.name])
 
-    def extra_candidates(self, features, candidates, candidate_ids, training):
-        if self.hparams['negatives'] == 'sampled':
-            return candidates, candidate_ids, None
-        return super().extra_candidates(features, candidates, candidate_ids, training)
-
-    def call(self, features, training=False):
-        outputs = super().call(features, training=training)
-        if self.hparams['negatives'] == 'sampled':
-            outputs.update({ITEM_TABLE: self.item_table, ITEM_BIASES: tf.zeros([self.num_items]),
-                            POSITIVE_IDS: tf.cast(features[self.item_id.name], tf.int64)})
-        return outputs
+    def output_table(self, training=False):
+        return self.item_table, tf.zeros([self.num_items])

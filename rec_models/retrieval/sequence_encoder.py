@@ -44,7 +44,7 @@ from typing import Dict
 import tensorflow as tf
 
 from feature_spec.model_inputs import ModelInputs
-from rec_models.layers.transformer import ACTIVATIONS, MultiHeadSelfAttention, TransformerBlock, activate
+from rec_models.layers.transformer import TransformerBlock
 from rec_models.retrieval.base import RetrievalModel
 from rec_models.tasks.auxiliary import AuxiliaryLoss
 from rec_models.tasks.retrieval import NEG_INF, RetrievalTask
@@ -54,51 +54,6 @@ SOFTMAX, SAMPLED_SOFTMAX, BCE = 'softmax', 'sampled_softmax', 'bce'
 # The full softmax's item-count limit: 2^16 covers the papers' data sets (ML-1m 3.4k, Steam 13k, ML-20m 27k, Beauty
 # 54k items); BERT4Rec's logits are then B·(ρL + 1) × V floats a batch (256 · 11 × 65,536 · 4 B ≈ 0.7 GB at L = 50).
 FULL_SOFTMAX_MAX_ITEMS = 1 << 16
-
-
-class PreNormTransformerBlock(tf.keras.layers.Layer):
-    """SASRec's self-attention block (§III-B, C): ``call(x [B, L, d], mask [B, L]) → (y [B, L, d], attention)``,
-
-        x' = x + Dropout(SA(LayerNorm(x))),     y = x' + Dropout(FFN(LayerNorm(x')))
-
-    SA the (causal) multi-head self-attention over the valid steps, FFN(z) = σ(z W¹ + b¹) W² + b²; padded steps of y
-    are 0.
-
-    Args:
-        heads, head_dim: of the attention (SASRec: one head of width d).
-        ffn_units: width of W¹ (0: d, SASRec's d × d).
-        dropout: on SA's and FFN's outputs (training only).
-        activation: σ (SASRec: ReLU), one of :data:`~rec_models.layers.transformer.ACTIVATIONS`.
-        causal: step m attends to the steps n ≤ m only.
-    """
-
-    def __init__(self, heads=1, head_dim=50, ffn_units=0, dropout=0.2, activation='relu', causal=True, **kwargs):
-        super().__init__(**kwargs)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'activation must be one of {ACTIVATIONS}, got {activation!r}')
-        self.heads, self.head_dim, self.ffn_units = heads, head_dim, ffn_units
-        self.dropout, self.activation, self.causal = dropout, activation, causal
-        self.attention = MultiHeadSelfAttention(heads, head_dim, causal=causal, name='attention')
-
-    def build(self, input_shape):
-        d = int(input_shape[-1])
-        self.attention_norm = tf.keras.layers.LayerNormalization(epsilon=1e-8, name='attention_norm')
-        self.ffn_norm = tf.keras.layers.LayerNormalization(epsilon=1e-8, name='ffn_norm')
-        self.ffn_in = tf.keras.layers.Dense(self.ffn_units or d, name='ffn_in')
-        self.ffn_out = tf.keras.layers.Dense(d, name='ffn_out')
-        self.drop = tf.keras.layers.Dropout(self.dropout)
-        super().build(input_shape)
-
-    def call(self, sequence, mask, training=None):
-        attended, attention = self.attention(self.attention_norm(sequence), mask)
-        hidden = sequence + self.drop(attended, training=training)
-        transformed = self.ffn_out(activate(self.ffn_in(self.ffn_norm(hidden)), self.activation))
-        outputs = hidden + self.drop(transformed, training=training)
-        return outputs * tf.cast(mask, outputs.dtype)[..., tf.newaxis], attention
-
-    def get_config(self):
-        return {**super().get_config(), 'heads': self.heads, 'head_dim': self.head_dim, 'ffn_units': self.ffn_units,
-                'dropout': self.dropout, 'activation': self.activation, 'causal': self.causal}
 
 
 class SequenceEncoder(tf.keras.layers.Layer):
@@ -133,9 +88,10 @@ class SequenceEncoder(tf.keras.layers.Layer):
                                          initializer=self.position_initializer)
         self.drop = tf.keras.layers.Dropout(self.dropout)
         if self.pre_norm:
-            self.stack = [PreNormTransformerBlock(self.heads, d // self.heads, self.ffn_units, self.dropout,
-                                                  self.activation, self.causal, name=f'block_{i}')
-                          for i in range(self.blocks)]
+            # SASRec's block: pre-LayerNorm, a d × d feed-forward layer by default (§III-B, C).
+            self.stack = [TransformerBlock(self.heads, d // self.heads, self.ffn_units or d, self.dropout,
+                                           self.activation, causal=self.causal, pre_norm=True, norm_epsilon=1e-8,
+                                           name=f'block_{i}') for i in range(self.blocks)]
             self.last_norm = tf.keras.layers.LayerNormalization(epsilon=1e-8, name='last_norm')
         else:
             self.stack = [TransformerBlock(self.heads, d // self.heads, self.ffn_units, self.dropout, self.activation,

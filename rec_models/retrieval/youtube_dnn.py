@@ -21,7 +21,7 @@ from rec_models.layers import MLP, FieldEmbedding
 from rec_models.registry import register
 from rec_models.retrieval.base import RetrievalModel
 from rec_models.retrieval.towers import context_width, pooled_context
-from rec_models.tasks.sampled_softmax import ITEM_BIASES, ITEM_TABLE, POSITIVE_IDS, SampledSoftmaxTask
+from rec_models.tasks.sampled_softmax import SampledSoftmaxTask, sampled_softmax_outputs
 
 
 @register('youtube_dnn')
@@ -62,6 +62,5 @@ class YouTubeDNN(RetrievalModel):
 
     def call(self, features, training=False):
         outputs = super().call(features, training=training)
-        outputs.update({ITEM_TABLE: self.item_table, ITEM_BIASES: self.item_biases,
-                        POSITIVE_IDS: tf.cast(features[self.item_id.name], tf.int64)})
+        outputs.update(sampled_softmax_outputs(self.item_table, self.item_biases, features[self.item_id.name]))
         return outputs

@@ -24,6 +24,12 @@ ITEM_BIASES = 'item_biases'
 POSITIVE_IDS = 'positive_ids'
 
 
+def sampled_softmax_outputs(table, biases, positive_ids) -> dict:
+    """The outputs a :class:`SampledSoftmaxTask` reads: the output embeddings ``[V, d]`` and biases ``[V]`` of the
+    whole vocabulary and the rows' positive ids."""
+    return {ITEM_TABLE: table, ITEM_BIASES: biases, POSITIVE_IDS: tf.cast(positive_ids, tf.int64)}
+
+
 class SampledSoftmaxTask(RetrievalTask):
     """Sampled softmax over the item vocabulary (module docstring).
 

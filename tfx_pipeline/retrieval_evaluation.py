@@ -195,6 +195,19 @@ def _ndcg(ranks, k):
     return _hit(ranks, k) / np.log2(ranks + 2.0)
 
 
+def blessing_reasons(metrics: Dict[str, float], baseline: Optional[Dict[str, float]], floor: float) -> List[str]:
+    """Why a model is not blessed (empty: blessed): its :data:`BLESSING_METRIC` below ``floor``, or below the last
+    blessed model's on the same rows."""
+    value = metrics[BLESSING_METRIC]
+    reasons = []
+    if value < floor:
+        reasons.append(f'{BLESSING_METRIC} {value:.4f} is below the floor {floor}')
+    if baseline is not None and value < baseline[BLESSING_METRIC] - 1e-10:
+        reasons.append(f'{BLESSING_METRIC} {value:.4f} is below the last blessed model\'s '
+                       f'{baseline[BLESSING_METRIC]:.4f}')
+    return reasons
+
+
 def serving_dir(model_uri: str) -> str:
     """The SavedModel directory of a Trainer's Model artifact."""
     from tfx.utils import path_utils  # pylint: disable=import-outside-toplevel
@@ -219,14 +232,10 @@ def RetrievalEvaluator(  # pylint: disable=invalid-name
     counts = popularity(read_positives(train_pattern, spec, data_format, rows=None), spec)
     metrics = evaluate(tf.saved_model.load(serving_dir(model.uri)), spec, examples, counts)
     result = {'model': metrics}
-    reasons = []
-    if metrics[BLESSING_METRIC] < recall_floor:
-        reasons.append(f'{BLESSING_METRIC} {metrics[BLESSING_METRIC]:.4f} is below the floor {recall_floor}')
     if baseline_model is not None:
         result['baseline'] = evaluate(tf.saved_model.load(serving_dir(baseline_model.uri)), spec, examples, counts)
-        if metrics[BLESSING_METRIC] < result['baseline'][BLESSING_METRIC] - 1e-10:
-            reasons.append(f'{BLESSING_METRIC} {metrics[BLESSING_METRIC]:.4f} is below the last blessed model\'s '
-                           f'{result["baseline"][BLESSING_METRIC]:.4f}')
+    reasons = blessing_reasons(metrics, result.get('baseline'), recall_floor)
+    if baseline_model is not None:
         blessing.set_string_custom_property('baseline_model', baseline_model.uri)
         blessing.set_int_custom_property('baseline_model_id', baseline_model.id)
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), 'w') as f:

@@ -212,3 +212,51 @@ def _history_columns(spec: spec_lib.FeatureSpec, item_column: str) -> Dict[str, 
     if item_column not in pairs:
         pairs.pop(item_column, None)
     return pairs
+
+
+RECENT_DAYS = 7.0
+
+
+def request_time_column(spec: spec_lib.FeatureSpec):
+    """The raw column of the request's time: the reference of the spec's time-gap transforms (None without one)."""
+    for column in spec.columns:
+        if column.transform is not None and column.transform.type == 'time_gap':
+            return column.transform['reference']
+    return None
+
+
+def recent_popularity(spec: spec_lib.FeatureSpec, pattern: str, data_format: str, item_column: str,
+                      tokens: Sequence[str], days: float = RECENT_DAYS) -> np.ndarray:
+    """``[len(tokens)]``: each indexed item's share of the clicks (positive rows) of the last ``days`` days of the
+    raw files of ``pattern`` (the whole files when the spec has no request time): the cold-start list of a user
+    without history (Choice: a recent window, as popularity drifts; 7 days)."""
+    time_column = request_time_column(spec)
+    position = {token: i for i, token in enumerate(tokens)}
+    typed = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
+    parsing = {item_column: typed[item_column]}
+    if time_column is not None:
+        parsing[time_column] = typed[time_column]
+    items, times = [], []
+    labelled = labelled_examples(pattern, spec, data_format)
+    while True:
+        batch = list(itertools.islice(labelled, BATCH))
+        if not batch:
+            break
+        kept = [serialized for serialized, label in batch if label > 0.5]
+        if not kept:
+            continue
+        parsed = tf.io.parse_example(tf.constant(kept), parsing)
+        items.append(_positions(parsed[item_column].numpy().reshape(-1), position))
+        if time_column is not None:
+            times.append(parsed[time_column].numpy().reshape(-1).astype(np.float64))
+    counts = np.zeros(len(tokens))
+    if not items:
+        return counts
+    rows = np.concatenate(items)
+    recent = np.ones(len(rows), bool)
+    if times:
+        stamps = np.concatenate(times)
+        recent = stamps >= stamps.max() - days * 86_400
+    found = recent & (rows >= 0)
+    np.add.at(counts, rows[found], 1.0)
+    return counts / max(counts.sum(), 1.0)

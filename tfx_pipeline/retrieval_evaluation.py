@@ -3,7 +3,8 @@
 Every test row whose label is positive is a (context, clicked item) pair. The served model embeds the context
 (``embed_query``) and the row's item (``embed_candidate``: its own side features, so an item outside the index
 is still ranked), scores the positive against every item of the index inside the SavedModel (a multi-interest
-model's best interest), and counts the items above it. Left out of a row's ranking: the positive's own index entry
+model's best interest; for a user without history the popularity list ``retrieve`` serves, when the model holds
+one), and counts the items above it. Left out of a row's ranking: the positive's own index entry
 and the items of the row's behaviour history (the papers' "already seen" exclusion). An item scored equal to the
 positive counts one half (the expected rank under random tie-breaking: a constant score earns nothing, and the
 popularity list's many equal counts are ranked fairly). Metrics over the rows:
@@ -89,13 +90,26 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
     index = loaded.index.numpy()
     tokens = [_token(t) for t in loaded.index_ids.numpy()]
 
+    popularity = getattr(loaded, 'popularity', None)
+    popularity = None if popularity is None else popularity.numpy()
+    position = {token: i for i, token in enumerate(tokens)}
+    item, history = item_columns(spec)
+
     def score(chunk):
         parts = [split_for_rank(e, spec) for e in chunk]
         contexts = tf.constant([p[0].SerializeToString() for p in parts])
         candidates = tf.constant([p[1].SerializeToString() for p in parts])
         query = loaded.signatures[signatures.EMBED_QUERY](context=contexts)
         positives = loaded.signatures[signatures.EMBED_CANDIDATE](candidates=candidates)[signatures.EMBEDDINGS]
-        return _scores(query, index, positives.numpy())
+        scores, positive_scores = _scores(query, index, positives.numpy())
+        if popularity is not None and history is not None:   # retrieve's cold start: the popularity list
+            for row, serialized in enumerate(chunk):
+                features = tf.train.Example.FromString(serialized).features.feature
+                if not _tokens(features, history.source):
+                    own = position.get(_first_token(features, item.source))
+                    scores[row] = popularity
+                    positive_scores[row] = popularity[own] if own is not None else 0.0
+        return scores, positive_scores
     return _ranking_metrics(score, tokens, spec, examples, train_counts, top_ks, seed)
 
 

@@ -10,7 +10,10 @@ items' raw ids are variables of the SavedModel. Signatures (standard ops only, s
   multi-interest model's best interest), best first. ``k`` is clipped to [1, min(``MAX_K``, n)]. ``item_ids`` are
   the raw ids as strings (the vocabulary's tokens: ``"1234"`` for an integer id); ``candidates`` (when the export
   was given the training files) the items' raw tf.Examples of the candidate columns, ready for a ranker's
-  ``rank`` signature.
+  ``rank`` signature. Cold start (when the export was given the training files and the model reads a behaviour
+  sequence): a context with no history gets the recent popularity list (each item's share of the clicks of the
+  training data's last 7 days, :func:`tfx_pipeline.catalogue.recent_popularity`) as its scores, in place of the
+  query tower's.
 * ``retrieve_excluding(context [N], k [], exclude [N, E]) → …``: the same, without the raw item ids of each row of
   ``exclude`` (the item id column's raw type; pad a short row with an id not in the catalogue, e.g. −1 or ``""``).
 * ``serving_default(examples [N]) → item_ids [N, 100], scores``: ``retrieve`` with k = ``DEFAULT_K`` for clients
@@ -53,7 +56,7 @@ class RetrievalServingModel(tf.Module):
 
     def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
                  data_format: str, item_examples: Optional[Sequence[bytes]] = None,
-                 index: Optional[Tuple[np.ndarray, Sequence[str]]] = None):
+                 index: Optional[Tuple[np.ndarray, Sequence[str]]] = None, popularity: Optional[np.ndarray] = None):
         """``index``: ``(embeddings [n, d], raw ids [n])`` of an index built elsewhere (another embedding job; the
         latency benchmark's sizes), in place of the catalogue's."""
         super().__init__()
@@ -83,6 +86,11 @@ class RetrievalServingModel(tf.Module):
                 raise ValueError(f'{len(item_examples)} item examples for an index of {size} items')
             self.index_examples = tf.Variable(np.array(list(item_examples), dtype=object), trainable=False,
                                               dtype=tf.string, name='index_examples')
+        self.popularity = None
+        if popularity is not None and model.model_inputs.sequence_length is not None:
+            if len(popularity) != size:
+                raise ValueError(f'{len(popularity)} popularity shares for an index of {size} items')
+            self.popularity = tf.Variable(np.asarray(popularity, np.float32), trainable=False, name='popularity')
         self.multi_interest = None
         self._item_dtype = self._candidate_parsing[self._item_column].dtype
 
@@ -100,8 +108,9 @@ class RetrievalServingModel(tf.Module):
         features = self._transform({**_placeholders(self._context_parsing, rows), **raw})
         return {name: features[name] for name in self._item_features}
 
-    def _query(self, context):
-        query = self.model.query_embedding(self._context_features(context), training=False)
+    def _query(self, context, features=None):
+        features = self._context_features(context) if features is None else features
+        query = self.model.query_embedding(features, training=False)
         return query if isinstance(query, tuple) else (query, None)
 
     def _item_ids(self, raw_ids):
@@ -111,8 +120,12 @@ class RetrievalServingModel(tf.Module):
         return tf.cast(self._candidate_features(raw, rows)[self.model.item_id.name], tf.int64)
 
     def _retrieve(self, context, k, exclude=None):
-        query, interest_mask = self._query(context)
+        features = self._context_features(context)
+        query, interest_mask = self._query(context, features)
         scores = self.model.scores(query, self.index, interest_mask)                  # [N, n]
+        if self.popularity is not None:   # a user without history: the recent popularity list
+            cold = tf.equal(features[self.model.model_inputs.sequence_length], 0)[:, tf.newaxis]
+            scores = tf.where(cold, self.popularity[tf.newaxis, :], scores)
         if exclude is not None:
             rows, width = tf.shape(exclude, out_type=tf.int64)[0], tf.shape(exclude, out_type=tf.int64)[1]
             ids = self._item_ids(tf.reshape(exclude, [-1])) - 1                       # index positions
@@ -177,9 +190,11 @@ def index_embeddings(model) -> np.ndarray:
 
 
 def retrieve_in_process(model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec, data_format: str,
-                        serialized: Sequence[bytes], k: int) -> Dict[str, np.ndarray]:
+                        serialized: Sequence[bytes], k: int, popularity: Optional[np.ndarray] = None
+                        ) -> Dict[str, np.ndarray]:
     """``{item_ids [N, k], scores [N, k]}`` computed eagerly from the Keras model (Transform, query tower, the
-    catalogue's embeddings, a NumPy top k), outside any SavedModel: what ``retrieve`` must serve."""
+    catalogue's embeddings, a NumPy top k; ``popularity``'s scores for a context without history), outside any
+    SavedModel: what ``retrieve`` must serve."""
     raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
     features = tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
                                                  drop_unused_features=True)
@@ -187,16 +202,19 @@ def retrieve_in_process(model, tft_output: tft.TFTransformOutput, spec: spec_lib
     query, interest_mask = query if isinstance(query, tuple) else (query, None)
     size = int(model.index_size.numpy())
     scores = model.scores(query, tf.constant(index_embeddings(model)[1:size + 1]), interest_mask).numpy()
+    if popularity is not None:
+        cold = features[model.model_inputs.sequence_length].numpy() == 0
+        scores[cold] = popularity
     top = np.argsort(-scores, axis=1, kind='stable')[:, :k]
     tokens = np.array(catalogue.vocabulary_tokens(tft_output, model.item_id.table)[:size], dtype=object)
     return {signatures.ITEM_IDS: tokens[top], signatures.SCORES: np.take_along_axis(scores, top, axis=1)}
 
 
 def write_sample_retrievals(model, tft_output, spec, data_format, serialized: Sequence[bytes], out_dir: str,
-                            k: int = 10) -> str:
+                            k: int = 10, popularity: Optional[np.ndarray] = None) -> str:
     """Records raw examples and their in-process top k (``sample_retrievals.json``), to check exported models
     against."""
-    result = retrieve_in_process(model, tft_output, spec, data_format, serialized, k)
+    result = retrieve_in_process(model, tft_output, spec, data_format, serialized, k, popularity)
     path = os.path.join(out_dir, SAMPLE_RETRIEVALS)
     tf.io.gfile.makedirs(out_dir)
     with tf.io.gfile.GFile(path, 'w') as f:
@@ -212,13 +230,14 @@ def export_retrieval_model(model: tf.keras.Model, tft_output: tft.TFTransformOut
     """Writes the SavedModel (every signature, and warmup requests when ``warmup_examples`` are given); returns the
     in-process serving module. With ``train_pattern`` (the raw training files), ``retrieve`` also returns each
     retrieved item's raw example (``candidates``: :func:`tfx_pipeline.catalogue.raw_item_examples`)."""
-    item_examples = None
+    item_examples = popularity = None
     if train_pattern:
         size = int(model.index_size.numpy())
         tokens = catalogue.vocabulary_tokens(tft_output, model.item_id.table)[:size]
-        item_examples = catalogue.raw_item_examples(spec, train_pattern, data_format, spec[model.item_id.name].source,
-                                                    tokens)
-    serving = RetrievalServingModel(model, tft_output, spec, data_format, item_examples)
+        item_column = spec[model.item_id.name].source
+        item_examples = catalogue.raw_item_examples(spec, train_pattern, data_format, item_column, tokens)
+        popularity = catalogue.recent_popularity(spec, train_pattern, data_format, item_column, tokens)
+    serving = RetrievalServingModel(model, tft_output, spec, data_format, item_examples, popularity=popularity)
     functions = serving.signatures()
     for function in functions.values():
         function.get_concrete_function()

@@ -124,12 +124,13 @@ def run_fn(fn_args):
     sample = fn_args.custom_config.get('sample_examples')
     examples = export.read_examples(sample, SAMPLE_COUNT, spec, data_format) if sample else []
     if registry.kind(config.model) == registry.RETRIEVAL:
-        retrieval_export.export_retrieval_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
-                                                warmup_examples=examples,
-                                                train_pattern=fn_args.custom_config.get('train_examples'))
+        serving = retrieval_export.export_retrieval_model(
+            model, tft_output, spec, data_format, fn_args.serving_model_dir, warmup_examples=examples,
+            train_pattern=fn_args.custom_config.get('train_examples'))
         if examples:
+            popularity = None if serving.popularity is None else serving.popularity.numpy()
             retrieval_export.write_sample_retrievals(model, tft_output, spec, data_format, examples,
-                                                     fn_args.model_run_dir)
+                                                     fn_args.model_run_dir, popularity=popularity)
         return
     export.export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
                                 warmup_examples=examples)

@@ -4,7 +4,8 @@
   full ranking), blessed the model and the Pusher pushed it in TF Serving's layout.
 * The pushed SavedModel, loaded in a fresh process that never imports this project, retrieves the Trainer's
   in-process top k (ids and scores, 1e-5) from the index it holds.
-* ``retrieve_excluding`` leaves the excluded ids out; ``k`` is clipped; the embed signatures' shapes.
+* ``retrieve_excluding`` leaves the excluded ids out; ``k`` is clipped; a user without history gets the recent
+  popularity list; the embed signatures' shapes.
 * Retrieve → rank over gRPC: one server hosts the retrieval model and DIN; ``ServingClient.recommend`` and
   ``python -m serving.client recommend`` return the top k of the retrieved candidates by DIN's ``rank`` scores,
   which equal DIN's ``serving_default`` on the joined examples.
@@ -73,6 +74,14 @@ def test_exclusion_k_and_embed_signatures(pipeline_run):
     candidates = top[signatures.CANDIDATES].numpy()
     assert tf.train.Example.FromString(candidates[0, 0]).features.feature['item_id'].int64_list.value[0] == int(
         ids[0, 0])
+    cold = tf.train.Example.FromString(examples[0])
+    for name in [n for n in cold.features.feature if n.startswith('hist_')]:
+        del cold.features.feature[name].int64_list.value[:]
+    cold_top = model.signatures[signatures.RETRIEVE](context=tf.constant([cold.SerializeToString()]),
+                                                     k=tf.constant(5))
+    popular = np.argsort(-model.popularity.numpy(), kind='stable')[:5]
+    np.testing.assert_allclose(cold_top[signatures.SCORES].numpy()[0], model.popularity.numpy()[popular])
+    assert model.popularity.numpy().sum() == pytest.approx(1.0, abs=1e-5)
     everything = model.signatures[signatures.RETRIEVE](context=contexts[:1], k=tf.constant(10 ** 9))
     assert everything[signatures.ITEM_IDS].shape[1] == min(1000, model.index.shape[0])
     assert model.signatures[signatures.EMBED_QUERY](context=contexts)[signatures.EMBEDDINGS].shape == (4, 32)

@@ -304,9 +304,9 @@ class ServingClient:
                                'files: tfx_pipeline.retrieval_export)')
         ranked = self.rank(context, list(retrieved.candidates[0]))
         order = np.argsort(-ranked.scores, kind='stable')[:k]
+        heads = {name: values[order] for name, values in ranked.heads.items()}
         return Recommendation([str(i) for i in retrieved.item_ids[0][order]], ranked.scores[order],
-                              retrieved.scores[0][order], {name: values[order] for name, values in ranked.heads.items()},
-                              retrieved.version, ranked.version)
+                              retrieved.scores[0][order], heads, retrieved.version, ranked.version)
 
     def classify(self, examples: Sequence[examples_lib.ExampleLike], context: examples_lib.ExampleLike = None,
                  signature_name: str = signatures.CLASSIFY) -> Classification:

@@ -64,13 +64,18 @@ def _predict(client: ServingClient, args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
 
-def _rank(client: ServingClient, args: argparse.Namespace) -> None:
-    spec = _load_spec(args.feature_spec)
+def _one_context(args: argparse.Namespace, spec: spec_lib.FeatureSpec, command: str):
+    """The context part of the one example of ``--context``; a usage error when the file holds none or several."""
     contexts = list(itertools.islice(_read('--context', args.context, spec, spec.context_columns), 2))
     if len(contexts) != 1:
         raise _UsageError(f'argument --context: {args.context} holds {"no" if not contexts else "more than one"} '
-                          'example; rank takes the one example of the request')
-    context = examples_lib.split_for_rank(contexts[0], spec)[0]
+                          f'example; {command} takes the one example of the request')
+    return examples_lib.split_for_rank(contexts[0], spec)[0]
+
+
+def _rank(client: ServingClient, args: argparse.Namespace) -> None:
+    spec = _load_spec(args.feature_spec)
+    context = _one_context(args, spec, 'rank')
     candidates = [examples_lib.split_for_rank(e, spec)[1]
                   for e in _read('--candidates', args.candidates, spec, spec.candidate_columns)]
     if not candidates:
@@ -82,14 +87,10 @@ def _rank(client: ServingClient, args: argparse.Namespace) -> None:
 
 def _recommend(client: ServingClient, args: argparse.Namespace) -> None:
     spec = _load_spec(args.feature_spec)
-    contexts = list(itertools.islice(_read('--context', args.context, spec, spec.context_columns), 2))
-    if len(contexts) != 1:
-        raise _UsageError(f'argument --context: {args.context} holds {"no" if not contexts else "more than one"} '
-                          'example; recommend takes the one example of the request')
+    context = _one_context(args, spec, 'recommend')
     if args.k > args.candidates:
         raise _UsageError(f'argument --k: {args.k} is more than --candidates {args.candidates}')
-    result = client.recommend(examples_lib.split_for_rank(contexts[0], spec)[0], args.k, args.retrieval_model,
-                              args.candidates)
+    result = client.recommend(context, args.k, args.retrieval_model, args.candidates)
     for index, item in enumerate(result.item_ids):
         row = {'rank': index, 'item_id': item, 'score': _score(result.scores[index]),
                'retrieval_score': _score(result.retrieval_scores[index])}

@@ -163,3 +163,49 @@ def _with_noisy_padding(features, seed=1):
                                              features[field.name])
     return noisy
 
+
+# Retrieval toy rules: the indexed item ids of INPUTS are 1 … TOY_ITEMS.
+TOY_ITEMS = INPUTS['item_id'].vocab_size - 1
+
+
+def stride_rows(seed, n):
+    """The learnable rule: a history i_j = (s + j·k) mod 29 + 1 with a start s, a stride k ∈ {1, 2, 3} and 2…5 items;
+    the target continues it. Knowing the stride takes the last two items."""
+    rng = np.random.default_rng(seed)
+    features = _features(seed, n)
+    start, stride, length = rng.integers(0, TOY_ITEMS, n), rng.integers(1, 4, n), rng.integers(2, L + 1, n)
+    sequence = (start[:, None] + stride[:, None] * np.arange(L + 1)[None]) % TOY_ITEMS + 1
+    features.update(hist_item_id=np.where(np.arange(L)[None] < length[:, None], sequence[:, :L], 0).astype(np.int64),
+                    hist_length=length.astype(np.int64), item_id=sequence[np.arange(n), length].astype(np.int64),
+                    click=np.ones(n, np.int64))
+    return features
+
+
+def popularity_recall(train, test, k):
+    """Recall@k of ranking by training-target counts, the history excluded and ties in the target's favour (as the
+    model's positive_rank counts them)."""
+    counts = np.bincount(train['item_id'], minlength=TOY_ITEMS + 1).astype(float)
+    hits = []
+    for history, n, target in zip(test['hist_item_id'], test['hist_length'], test['item_id']):
+        above = counts[1:] > counts[target]
+        above[np.setdiff1d(history[:n], [target]) - 1] = False
+        hits.append(above.sum() < k)
+    return float(np.mean(hits))
+
+
+def rows_with_lengths(lengths, seed=0, clicks=None):
+    """Toy features whose histories have the given lengths (valid steps: random ids 1…29, padding 0)."""
+    lengths = np.asarray(lengths, np.int64)
+    features = _features(seed, len(lengths))
+    rng = np.random.default_rng(seed + 100)
+    ids = rng.integers(1, TOY_ITEMS + 1, (len(lengths), L))
+    features['hist_item_id'] = np.where(np.arange(L)[None] < lengths[:, None], ids, 0).astype(np.int64)
+    features['hist_length'] = lengths
+    features['click'] = np.ones(len(lengths), np.int64) if clicks is None else np.asarray(clicks, np.int64)
+    return features
+
+
+def layer_norm_reference(x, norm):
+    gamma, beta = (w.numpy() for w in norm.weights)
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta

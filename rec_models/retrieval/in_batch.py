@@ -11,7 +11,8 @@ of draws in the batch,
 with p̂_j the expected number of the batch's positives equal to item j (``logq``): ``streaming``, the streaming
 frequency estimate of the paper (:class:`~rec_models.layers.StreamingFrequencyEstimator`, updated in each training
 step from the batch's positive ids, before the forward pass; Choice: with its bias correction, without which a
-training of a few hundred steps leaves every estimate near 1, i.e. uncorrected); ``static``, |B⁺| · c_j / Σ c from the training
+training of a few hundred steps leaves every estimate near 1, i.e. uncorrected); ``static``, |B⁺| · c_j / Σ c
+from the training
 positives' counts c (what TensorFlow Recommenders and DeepMatch do); ``none``, no correction (the plain in-batch
 softmax). Choice: with uniform negatives the two proposals are mixed into one expected count, the correction of
 sampled softmax for a mixture proposal; Yang et al. do not say how they correct.
@@ -21,7 +22,7 @@ import tensorflow as tf
 
 from rec_models.layers.frequency_estimation import StreamingFrequencyEstimator
 from rec_models.retrieval.base import LOGQ_MODES, RetrievalModel
-from rec_models.tasks.sampled_softmax import sampled_softmax_outputs
+from rec_models.tasks.sampled_softmax import SampledSoftmaxTask, sampled_softmax_outputs
 
 
 class InBatchRetrieval(RetrievalModel):
@@ -117,6 +118,13 @@ class SampledOrInBatch(InBatchRetrieval):
     def output_table(self, training=False):
         """``(embeddings [V, d], biases [V])`` of the sampled softmax's classes, every id of the item table."""
         raise NotImplementedError
+
+    def use_sampled_softmax(self, num_sampled: int) -> None:
+        """Declares the sampled-softmax task (``num_sampled`` negatives a batch, at most V − 2) when
+        ``negatives='sampled'``; the in-batch task of the base stays otherwise."""
+        if self.sampled:
+            self.set_tasks(SampledSoftmaxTask(self.model_inputs.label, num_sampled=min(num_sampled, self.num_items - 2),
+                                              num_classes=self.num_items, top_ks=self.hparams['top_ks']))
 
     def extra_candidates(self, features, candidates, candidate_ids, training):
         if self.sampled:

@@ -53,7 +53,6 @@ from rec_models.layers import MLP, BehaviorToInterestRouting, FieldEmbedding, La
 from rec_models.registry import register
 from rec_models.retrieval.in_batch import SampledOrInBatch
 from rec_models.retrieval.towers import lookup, pooled_context
-from rec_models.tasks.sampled_softmax import SampledSoftmaxTask
 
 
 
@@ -118,9 +117,7 @@ class MIND(SampledOrInBatch):
         profile_width = sum(1 if f.kind == NUMERIC else embedding_dim for f in self.profile_fields)
         self.user_layers.build((None, num_interests, interest_dim + profile_width))
         self.label_attention = LabelAwareAttention(power, name='label_aware_attention')
-        if negatives == 'sampled':
-            self.set_tasks(SampledSoftmaxTask(inputs.label, num_sampled=min(num_sampled, self.num_items - 2),
-                                              num_classes=self.num_items, top_ks=self.hparams['top_ks']))
+        self.use_sampled_softmax(num_sampled)
 
     @classmethod
     def check_hparams(cls, hparams):

@@ -94,7 +94,6 @@ from rec_models.layers.softmax import masked_softmax
 from rec_models.registry import register
 from rec_models.retrieval.in_batch import SampledOrInBatch
 from rec_models.retrieval.towers import lookup, pooled_context
-from rec_models.tasks.sampled_softmax import SampledSoftmaxTask
 
 LONG_TERM = ('sequence', 'sessions')
 GATE = 'gate'
@@ -169,9 +168,7 @@ class SDM(SampledOrInBatch):
         self.gate_layer.build((None, 3 * d))
         self.item_table = self.add_weight(name='item_output/embeddings', shape=(self.num_items, d),
                                           initializer=tf.keras.initializers.TruncatedNormal(stddev=0.05))
-        if negatives == 'sampled':
-            self.set_tasks(SampledSoftmaxTask(inputs.label, num_sampled=min(num_sampled, self.num_items - 2),
-                                              num_classes=self.num_items, top_ks=self.hparams['top_ks']))
+        self.use_sampled_softmax(num_sampled)
 
     @classmethod
     def check_hparams(cls, hparams):

@@ -24,8 +24,8 @@ them (rows whose label is 0, when the features carry the label, take no part):
   excepted. Its logits are M × V floats (M positions a batch), so it is refused beyond
   :data:`FULL_SOFTMAX_MAX_ITEMS` items.
 * ``sampled_softmax``: the same softmax over the target and ``num_negatives`` ids drawn uniformly, with
-  replacement, from 1…n once a batch and shared by all its positions (M × N logits); a drawn id equal to the position's target is removed
-  (an accidental hit). A uniform proposal's −log Q correction is one constant for every logit, so it cancels.
+  replacement, from 1…n once a batch and shared by all its positions (M × N logits); a drawn id equal to the
+  position's target is removed (an accidental hit). A uniform proposal's −log Q correction is one constant for every logit, so it cancels.
   Klenitskiy & Vasilev (RecSys 2023, "SASRec+ 3000") draw 3000 uniform negatives per sequence, shared by its
   positions, among the items the user has not seen; sharing them across the batch instead costs one gather of
   N rows and makes no exclusion.

@@ -1,7 +1,8 @@
 """The sampling-bias-corrected two-tower model (Yi et al., *Sampling-Bias-Corrected Neural Modeling for Large
 Corpus Item Recommendations*, RecSys 2019).
 
-    u(x) = normalize(MLP_q([profile, context, mean-pooled history])) ,   v(y) = normalize(MLP_c([item id, side features]))
+    u(x) = normalize(MLP_q([profile, context, mean-pooled history]))
+    v(y) = normalize(MLP_c([item id, side features]))
     s(x, y) = ⟨u(x), v(y)⟩ / τ,     trained with the in-batch softmax corrected by −log p̂ (streaming estimate)
 
 Registered three ways, for the paper's comparison: ``two_tower`` (streaming frequency estimate),

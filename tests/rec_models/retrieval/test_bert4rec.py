@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from rec_models import registry  # noqa: E402
-from toy_inputs import (INPUTS, L, _features, _small,  # noqa: E402  pylint: disable=wrong-import-order
-                        _with_noisy_padding)
+from toy_inputs import (INPUTS, L, _small, _with_noisy_padding,  # noqa: E402  pylint: disable=C0411
+                        layer_norm_reference, popularity_recall, rows_with_lengths, stride_rows)
 
 ITEMS = INPUTS['item_id'].vocab_size - 1     # ids 1…29 are the indexed items
 
@@ -23,24 +23,6 @@ def _model(**hparams):
                                                                    'top_ks': (5, 50), **hparams}))
 
 
-def _rows(lengths, seed=0, clicks=None):
-    """Toy features whose histories have the given lengths (valid steps: random ids 1…29, padding 0)."""
-    lengths = np.asarray(lengths, np.int64)
-    features = _features(seed, len(lengths))
-    rng = np.random.default_rng(seed + 100)
-    ids = rng.integers(1, ITEMS + 1, (len(lengths), L))
-    features['hist_item_id'] = np.where(np.arange(L)[None] < lengths[:, None], ids, 0).astype(np.int64)
-    features['hist_length'] = lengths
-    features['click'] = np.ones(len(lengths), np.int64) if clicks is None else np.asarray(clicks, np.int64)
-    return features
-
-
-def _layer_norm(x, norm):
-    gamma, beta = (w.numpy() for w in norm.weights)
-    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
-
-
 def _gelu(x):
     return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / np.sqrt(2.0)))
 
@@ -48,7 +30,7 @@ def _gelu(x):
 def test_one_layer_equals_the_papers_equations():
     """h⁰ = LN(v + p), A = LN(H + MH(H)) with 2 heads over every valid step, H¹ = LN(A + GELU(A W¹ + b¹) W² + b²)."""
     model = _model(blocks=1)
-    features = _rows([5, 3, 0])
+    features = rows_with_lengths([5, 3, 0])
     model.encode(features)
     encoder = model.encoder
     block = encoder.stack[0]
@@ -66,15 +48,15 @@ def test_one_layer_equals_the_papers_equations():
     assert w1.shape == (8, 32)                                      # PFFN's inner width 4d
     positions, heads, width = encoder.positions.numpy(), 2, 4
     for row, n in enumerate(lengths):
-        x = _layer_norm(vectors[row, :n] + positions[:n], encoder.embedding_norm)
+        x = layer_norm_reference(vectors[row, :n] + positions[:n], encoder.embedding_norm)
         joined = []
         for head in range(heads):
             cols = slice(head * width, (head + 1) * width)
             scores = (x @ q[:, cols]) @ (x @ k[:, cols]).T / np.sqrt(width)     # no causal mask
             weights = np.exp(scores - scores.max(-1, keepdims=True))
             joined.append((weights / weights.sum(-1, keepdims=True)) @ (x @ v[:, cols]))
-        a = _layer_norm(x + np.concatenate(joined, -1) @ o, block.attention_norm)
-        h = _layer_norm(a + _gelu(a @ w1 + b1) @ w2 + b2, block.ffn_norm)
+        a = layer_norm_reference(x + np.concatenate(joined, -1) @ o, block.attention_norm)
+        h = layer_norm_reference(a + _gelu(a @ w1 + b1) @ w2 + b2, block.ffn_norm)
         np.testing.assert_allclose(states[row, :n], h, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(encoding['outputs'].numpy(), model.output_head(states).numpy(), rtol=1e-6)
 
@@ -82,7 +64,7 @@ def test_one_layer_equals_the_papers_equations():
 @pytest.mark.parametrize('proportion', [0.2, 0.6])
 def test_training_masks_the_target_and_round_rho_of_the_history_never_padding(proportion):
     model = _model(mask_proportion=proportion)
-    features = _rows(np.arange(2000) % (L + 1), seed=1)
+    features = rows_with_lengths(np.arange(2000) % (L + 1), seed=1)
     encoding = model.encode(features, training=True)
     masked, cloze, lengths, window = (encoding[k].numpy() for k in ('masked', 'cloze', 'lengths', 'window'))
     n = features['hist_length']
@@ -102,7 +84,7 @@ def test_training_masks_the_target_and_round_rho_of_the_history_never_padding(pr
 
 def test_a_masked_steps_item_is_hidden_and_is_the_steps_target():
     model = _model(mask_proportion=0.5)
-    features = _rows([4, 3, 1, 0])
+    features = rows_with_lengths([4, 3, 1, 0])
     fixed = np.zeros((4, L), bool)
     fixed[0, [0, 2]] = fixed[1, 1] = True
     model.cloze_mask = lambda history: tf.constant(fixed)
@@ -116,7 +98,7 @@ def test_a_masked_steps_item_is_hidden_and_is_the_steps_target():
 
 def test_bidirectional_a_later_step_changes_an_earlier_output():
     model = _model()
-    features = _rows([5, 4, 3, 2])
+    features = rows_with_lengths([5, 4, 3, 2])
     before = model.encode(features)['outputs'].numpy()
     changed = dict(features, hist_item_id=features['hist_item_id'].copy())
     last = features['hist_length'] - 1
@@ -127,7 +109,7 @@ def test_bidirectional_a_later_step_changes_an_earlier_output():
 
 def test_inference_appends_mask_and_a_full_history_drops_its_oldest():
     model = _model(exclude_seen=False)
-    features = _rows([0, 1, 3, 4, 5, 5])
+    features = rows_with_lengths([0, 1, 3, 4, 5, 5])
     query = model.query_embedding(features).numpy()
     # u is the output at [mask] appended after the n items (positions p_0 … p_n), built here by hand
     table, mask = model.item_embedding.numpy(), model.mask_embedding.numpy()
@@ -154,7 +136,7 @@ def test_inference_appends_mask_and_a_full_history_drops_its_oldest():
 
 def test_the_output_layer_is_tied_to_the_item_embedding_and_scores_are_eq_7():
     model = _model()
-    features = _rows([3, 5, 0])
+    features = rows_with_lengths([3, 5, 0])
     model(features)
     wide = [v for v in model.trainable_variables if v.shape.rank == 2 and v.shape[0] == model.num_items]
     assert wide == [model.item_embedding]                       # one item matrix: the input's and the output's
@@ -191,7 +173,7 @@ def _encoder_inputs(model, features):
 
 def test_full_softmax_loss_at_the_masked_steps_equals_a_numpy_reference():
     model = _model(loss='softmax', mask_proportion=0.5)
-    features = _rows([4, 2, 5, 0], clicks=[1, 1, 1, 0])
+    features = rows_with_lengths([4, 2, 5, 0], clicks=[1, 1, 1, 0])
     fixed = np.zeros((4, L), bool)
     fixed[0, [1, 3]] = fixed[2, 0] = True
     model.cloze_mask = lambda history: tf.constant(fixed)
@@ -213,30 +195,6 @@ def test_hparams_are_checked_and_the_config_round_trips():
     model = _model(mask_proportion=0.6, loss='softmax')
     clone = type(model).from_config(model.get_config())
     assert clone.hparams == model.hparams
-
-
-def stride_rows(seed, n):
-    """The learnable rule: a history i_j = (s + j·k) mod 29 + 1 with a start s, a stride k ∈ {1, 2, 3} and 2…5 items;
-    the target continues it. Knowing the stride takes the last two items."""
-    rng = np.random.default_rng(seed)
-    features = _features(seed, n)
-    start, stride, length = rng.integers(0, ITEMS, n), rng.integers(1, 4, n), rng.integers(2, L + 1, n)
-    sequence = (start[:, None] + stride[:, None] * np.arange(L + 1)[None]) % ITEMS + 1
-    features.update(hist_item_id=np.where(np.arange(L)[None] < length[:, None], sequence[:, :L], 0).astype(np.int64),
-                    hist_length=length.astype(np.int64), item_id=sequence[np.arange(n), length].astype(np.int64),
-                    click=np.ones(n, np.int64))
-    return features
-
-
-def popularity_recall(train, test, k):
-    """Recall@k of ranking by training-target counts, the history excluded and ties in the target's favour."""
-    counts = np.bincount(train['item_id'], minlength=ITEMS + 1).astype(float)
-    hits = []
-    for history, n, target in zip(test['hist_item_id'], test['hist_length'], test['item_id']):
-        above = counts[1:] > counts[target]
-        above[np.setdiff1d(history[:n], [target]) - 1] = False
-        hits.append(above.sum() < k)
-    return float(np.mean(hits))
 
 
 def test_learns_a_sequential_rule_and_beats_popularity_and_the_untrained_model():

@@ -14,7 +14,7 @@ from feature_spec.model_inputs import InputField, ModelInputs  # noqa: E402
 from rec_models import registry  # noqa: E402
 from rec_models.layers import adaptive_interest_count  # noqa: E402
 from rec_models.tasks.retrieval import POSITIVE_RANK, QUERY  # noqa: E402
-from toy_inputs import INPUTS, L, _features, _with_noisy_padding  # noqa: E402  pylint: disable=wrong-import-order
+from toy_inputs import INPUTS, _features, _with_noisy_padding  # noqa: E402  pylint: disable=wrong-import-order
 
 HPARAMS = {'embedding_dim': 8, 'hidden_units': (16,), 'num_interests': 3, 'num_sampled': 10}
 V = INPUTS['item_id'].vocab_size

@@ -59,7 +59,8 @@ def test_outputs_padding_and_config(name):
     model = _build(name)
     features, _ = _split(_features(0))
     outputs = model(features, training=False)
-    assert outputs[QUERY].shape[0] == len(features['item_id']) and outputs[CANDIDATES].shape[0] >= outputs[QUERY].shape[0]
+    rows = len(features['item_id'])
+    assert outputs[QUERY].shape[0] == rows and outputs[CANDIDATES].shape[0] >= rows
     ranks = outputs[POSITIVE_RANK].numpy()
     assert ranks.min() >= 0 and ranks.max() <= INDEXED - 1
     noisy, _ = _split(_with_noisy_padding(_features(0)))

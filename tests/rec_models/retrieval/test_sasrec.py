@@ -12,8 +12,8 @@ import tensorflow as tf  # noqa: E402
 from feature_spec.model_inputs import InputField, ModelInputs  # noqa: E402
 from rec_models import registry  # noqa: E402
 from rec_models.retrieval.sequence_encoder import SequenceEncoder  # noqa: E402
-from toy_inputs import (INPUTS, L, _features, _small,  # noqa: E402  pylint: disable=wrong-import-order
-                        _with_noisy_padding)
+from toy_inputs import (INPUTS, L, _small, _with_noisy_padding,  # noqa: E402  pylint: disable=C0411
+                        layer_norm_reference, popularity_recall, rows_with_lengths, stride_rows)
 
 ITEMS = INPUTS['item_id'].vocab_size - 1     # ids 1…29 are the indexed items
 
@@ -24,28 +24,10 @@ def _model(**hparams):
                                                                **hparams}))
 
 
-def _rows(lengths, seed=0, clicks=None):
-    """Toy features whose histories have the given lengths (valid steps: random ids 1…29, padding 0)."""
-    lengths = np.asarray(lengths, np.int64)
-    features = _features(seed, len(lengths))
-    rng = np.random.default_rng(seed + 100)
-    ids = rng.integers(1, ITEMS + 1, (len(lengths), L))
-    features['hist_item_id'] = np.where(np.arange(L)[None] < lengths[:, None], ids, 0).astype(np.int64)
-    features['hist_length'] = lengths
-    features['click'] = np.ones(len(lengths), np.int64) if clicks is None else np.asarray(clicks, np.int64)
-    return features
-
-
-def _layer_norm(x, norm):
-    gamma, beta = (w.numpy() for w in norm.weights)
-    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
-
-
 def test_one_block_equals_the_papers_equations():
     """Ê = √d·M + P, x' = x + SA(LN(x)) (causal), x'' = x' + FFN(LN(x')), F = LN(x''), one head, step by step."""
     model = _model(blocks=1, heads=1)
-    features = _rows([5, 3, 1])
+    features = rows_with_lengths([5, 3, 1])
     states = model.encode(features)['states'].numpy()
     encoder = model.encoder
     block = encoder.stack[0]
@@ -61,19 +43,19 @@ def test_one_block_equals_the_papers_equations():
     d = table.shape[1]
     for row, n in enumerate(features['hist_length']):
         x = np.sqrt(d) * table[features['hist_item_id'][row, :n]] + positions[:n]
-        normed = _layer_norm(x, block.attention_norm)
+        normed = layer_norm_reference(x, block.attention_norm)
         scores = (normed @ q) @ (normed @ k).T / np.sqrt(d)
         scores = np.where(np.tril(np.ones((n, n))) > 0, scores, -np.inf)
         weights = np.exp(scores - scores.max(-1, keepdims=True))
         x = x + (weights / weights.sum(-1, keepdims=True)) @ (normed @ v) @ o
-        x = x + np.maximum(_layer_norm(x, block.ffn_norm) @ w1 + b1, 0.0) @ w2 + b2
-        np.testing.assert_allclose(states[row, :n], _layer_norm(x, encoder.last_norm), rtol=1e-4, atol=1e-4)
+        x = x + np.maximum(layer_norm_reference(x, block.ffn_norm) @ w1 + b1, 0.0) @ w2 + b2
+        np.testing.assert_allclose(states[row, :n], layer_norm_reference(x, encoder.last_norm), rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(states[row, n:], 0.0)
 
 
 def test_causal_a_later_step_changes_no_earlier_output_and_training_steps_are_prefix_queries():
     model = _model()
-    features = _rows([5, 5, 4, 3])
+    features = rows_with_lengths([5, 5, 4, 3])
     states = model.encode(features)['states'].numpy()
     changed = dict(features, hist_item_id=features['hist_item_id'].copy())
     changed['hist_item_id'][:, 2] = changed['hist_item_id'][:, 2] % ITEMS + 1     # another item at step 2
@@ -89,7 +71,7 @@ def test_causal_a_later_step_changes_no_earlier_output_and_training_steps_are_pr
 
 def test_the_query_is_the_last_valid_steps_output_and_padding_changes_nothing():
     model = _model(exclude_seen=False, loss='softmax')   # deterministic loss; the base's seen mask reads padding
-    features = _rows([0, 1, 2, 3, 4, 5, 5, 2])
+    features = rows_with_lengths([0, 1, 2, 3, 4, 5, 5, 2])
     encoding = model.encode(features)
     states, query = encoding['states'].numpy(), encoding['query'].numpy()
     for row, n in enumerate(features['hist_length']):
@@ -126,7 +108,7 @@ def _terms(model, features):
 @pytest.mark.parametrize('all_positions', [True, False])
 def test_bce_loss_equals_a_numpy_reference(all_positions):
     model = _model(loss='bce', all_positions=all_positions)
-    features = _rows([0, 1, 3, 5, 5, 2], clicks=[1, 1, 1, 1, 0, 1])
+    features = rows_with_lengths([0, 1, 3, 5, 5, 2], clicks=[1, 1, 1, 1, 0, 1])
     rng = np.random.default_rng(7)
     negatives = rng.integers(1, ITEMS + 1, (6, L + 1)).astype(np.int64)
     kept = (rng.random((6, L + 1)) > 0.2).astype(np.float32)
@@ -141,7 +123,7 @@ def test_bce_loss_equals_a_numpy_reference(all_positions):
 @pytest.mark.parametrize('loss', ['softmax', 'sampled_softmax'])
 def test_softmax_losses_equal_a_numpy_reference(loss):
     model = _model(loss=loss, num_negatives=6)
-    features = _rows([0, 2, 5, 4], seed=3)
+    features = rows_with_lengths([0, 2, 5, 4], seed=3)
     table = model.item_embedding.numpy()
     sampled = np.array([3, 7, 7, 12, 20, features['item_id'][1]], np.int64)   # a repeat, and one accidental hit
     model.sample_negatives = lambda count: tf.constant(sampled[:count])
@@ -196,31 +178,6 @@ def test_the_post_norm_encoder_is_causal_too():
     after = encoder(vectors, lengths).numpy()
     np.testing.assert_allclose(after[:, :1], before[:, :1], rtol=1e-6)
     assert np.abs(after[:, 1] - before[:, 1]).max() > 1e-3
-
-
-def stride_rows(seed, n):
-    """The learnable rule: a history i_j = (s + j·k) mod 29 + 1 with a start s, a stride k ∈ {1, 2, 3} and 2…5 items;
-    the target continues it. Knowing the stride takes the last two items."""
-    rng = np.random.default_rng(seed)
-    features = _features(seed, n)
-    start, stride, length = rng.integers(0, ITEMS, n), rng.integers(1, 4, n), rng.integers(2, L + 1, n)
-    sequence = (start[:, None] + stride[:, None] * np.arange(L + 1)[None]) % ITEMS + 1
-    features.update(hist_item_id=np.where(np.arange(L)[None] < length[:, None], sequence[:, :L], 0).astype(np.int64),
-                    hist_length=length.astype(np.int64), item_id=sequence[np.arange(n), length].astype(np.int64),
-                    click=np.ones(n, np.int64))
-    return features
-
-
-def popularity_recall(train, test, k):
-    """Recall@k of ranking by training-target counts, the history excluded and ties in the target's favour (as the
-    model's positive_rank counts them)."""
-    counts = np.bincount(train['item_id'], minlength=ITEMS + 1).astype(float)
-    hits = []
-    for history, n, target in zip(test['hist_item_id'], test['hist_length'], test['item_id']):
-        above = counts[1:] > counts[target]
-        above[np.setdiff1d(history[:n], [target]) - 1] = False
-        hits.append(above.sum() < k)
-    return float(np.mean(hits))
 
 
 def test_learns_a_sequential_rule_and_beats_popularity_and_the_untrained_model():

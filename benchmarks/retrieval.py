@@ -73,8 +73,9 @@ def main(argv=None):
         if model == POPULARITY:
             item = retrieval_evaluation.item_columns(prepared.spec)[0]
             tokens = vocabulary_tokens(prepared.tft_output, item.vocabulary)
-            row = {'model': POPULARITY, **retrieval_evaluation.evaluate_popularity(tokens, prepared.spec,
-                                                                                   *test_data)}
+            examples, counts, known = test_data
+            row = {'model': POPULARITY, **retrieval_evaluation.evaluate_popularity(
+                tokens, prepared.spec, examples, counts, train_users=known)}
         else:
             cls, _ = registry.get(model)
             accepted = set(registry.hparam_names(cls))

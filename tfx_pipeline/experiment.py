@@ -198,10 +198,12 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
 
 
 def retrieval_test_data(prepared: Prepared):
-    """``(test positives, {raw item id: training positives})`` for :func:`fit_and_score_retrieval`."""
+    """``(test positives, {raw item id: training positives}, {users with a training positive})`` for
+    :func:`fit_and_score_retrieval`."""
     examples = retrieval_evaluation.read_positives(prepared.raw['test'], prepared.spec, schema_lib.TFRECORD)
     train = retrieval_evaluation.read_positives(prepared.raw['train'], prepared.spec, schema_lib.TFRECORD, rows=None)
-    return examples, retrieval_evaluation.popularity(train, prepared.spec)
+    return examples, retrieval_evaluation.popularity(train, prepared.spec), retrieval_evaluation.users(train,
+                                                                                                      prepared.spec)
 
 
 def fit_and_score_retrieval(prepared: Prepared, config: TrainingConfig, test_data=None,
@@ -216,12 +218,13 @@ def fit_and_score_retrieval(prepared: Prepared, config: TrainingConfig, test_dat
     model, history = trainer.train(prepared.spec, prepared.tft_output, [prepared.transformed['train']],
                                    [prepared.transformed['eval']], config, callbacks=[timer])
     epochs = len(history.history['loss'])
-    examples, counts = test_data or retrieval_test_data(prepared)
+    examples, counts, known = test_data or retrieval_test_data(prepared)
     with tempfile.TemporaryDirectory() as scratch:
         directory = export_dir or os.path.join(scratch, 'export')
         retrieval_export.export_retrieval_model(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD,
                                                 directory)
-        figures = retrieval_evaluation.evaluate(tf.saved_model.load(directory), prepared.spec, examples, counts)
+        figures = retrieval_evaluation.evaluate(tf.saved_model.load(directory), prepared.spec, examples, counts,
+                                                train_users=known)
     positives = int(model.catalogue_counts.numpy().sum())
     return {'model': config.model, **figures,
             'examples_per_s': round(epochs * positives / timer.seconds, 1),

@@ -14,7 +14,9 @@ popularity list's many equal counts are ranked fairly). Metrics over the rows:
 * for comparison with papers only (Krichene & Rendle, KDD 2020, show they disagree with full ranking): HR@10 and
   NDCG@10 against ``SAMPLED_NEGATIVES`` negatives drawn uniformly (``sampled_uniform_*``) and by popularity, the
   training positives per item (``sampled_popularity_*``), from the items not excluded;
-* rows, and the rows whose item is not in the index (``cold_items``).
+* rows, and the rows whose item is not in the index (``cold_items``);
+* sliced (cold start): Recall@K over the rows whose item is not in the index (``new_items_*``) and over the rows
+  whose user has no click in the training split (``new_users_*``), with their row counts.
 
 Blessing: Recall@50 (:data:`BLESSING_METRIC`) must clear ``recall_floor`` and must not fall below the last blessed
 model's, evaluated now on the same rows (the Evaluator's no-regression rule for ranking models).
@@ -22,7 +24,7 @@ model's, evaluated now on the same rows (the Evaluator's no-regression rule for 
 
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Set
 
 import numpy as np
 import tensorflow as tf
@@ -82,9 +84,16 @@ def popularity(examples: Iterable[bytes], spec: spec_lib.FeatureSpec) -> Dict[st
     return counts
 
 
+def users(examples: Iterable[bytes], spec: spec_lib.FeatureSpec) -> Set[str]:
+    """The user keys (the spec's ``gauc_group``) of serialized examples; empty when the spec names none."""
+    if not spec.gauc_group:
+        return set()
+    return {_first_token(tf.train.Example.FromString(e).features.feature, spec.gauc_group) for e in examples}
+
+
 def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
-             train_counts: Optional[Dict[str, float]] = None, top_ks: Sequence[int] = TOP_KS, seed: int = 0
-             ) -> Dict[str, float]:
+             train_counts: Optional[Dict[str, float]] = None, top_ks: Sequence[int] = TOP_KS, seed: int = 0,
+             train_users: Optional[Set[str]] = None) -> Dict[str, float]:
     """The metrics of the module docstring for the served model ``loaded`` (``tf.saved_model.load``) on
     ``examples`` (serialized positives)."""
     index = loaded.index.numpy()
@@ -110,12 +119,12 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
                     scores[row] = popularity
                     positive_scores[row] = popularity[own] if own is not None else 0.0
         return scores, positive_scores
-    return _ranking_metrics(score, tokens, spec, examples, train_counts, top_ks, seed)
+    return _ranking_metrics(score, tokens, spec, examples, train_counts, top_ks, seed, train_users)
 
 
 def evaluate_popularity(tokens: Sequence[str], spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
-                        train_counts: Dict[str, float], top_ks: Sequence[int] = TOP_KS, seed: int = 0
-                        ) -> Dict[str, float]:
+                        train_counts: Dict[str, float], top_ks: Sequence[int] = TOP_KS, seed: int = 0,
+                        train_users: Optional[Set[str]] = None) -> Dict[str, float]:
     """The same metrics for the popularity list: every context gets the items by their training positives (the
     baseline every retrieval model must beat)."""
     item, _ = item_columns(spec)
@@ -125,19 +134,22 @@ def evaluate_popularity(tokens: Sequence[str], spec: spec_lib.FeatureSpec, examp
         positive = [train_counts.get(_first_token(tf.train.Example.FromString(e).features.feature, item.source), 0.0)
                     for e in chunk]
         return np.broadcast_to(counts, (len(chunk), len(counts))), np.array(positive)
-    return _ranking_metrics(score, list(tokens), spec, examples, train_counts, top_ks, seed)
+    return _ranking_metrics(score, list(tokens), spec, examples, train_counts, top_ks, seed, train_users)
 
 
 def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
-                     train_counts: Optional[Dict[str, float]], top_ks: Sequence[int], seed: int) -> Dict[str, float]:
+                     train_counts: Optional[Dict[str, float]], top_ks: Sequence[int], seed: int,
+                     train_users: Optional[Set[str]] = None) -> Dict[str, float]:
     """Ranks of each example's positive among the index's items by ``score(chunk) → ([N, n] scores, [N] the
-    positives' scores)``, and the metrics of the module docstring."""
+    positives' scores)``, and the metrics of the module docstring; sliced by new items (not in the index) and, with
+    ``train_users``, by new users (keys not among them)."""
     item, history = item_columns(spec)
     position = {token: i for i, token in enumerate(tokens)}
     popular = np.array([(train_counts or {}).get(t, 0.0) for t in tokens]) + 1.0
     rng = np.random.default_rng(seed)
     ranks, sampled = [], {'uniform': [], 'popularity': []}
     cold = 0
+    new_items, new_users = [], []
     for start in range(0, len(examples), BATCH):
         chunk = list(examples[start:start + BATCH])
         scores, positive_scores = score(chunk)
@@ -145,6 +157,9 @@ def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, e
             features = tf.train.Example.FromString(serialized).features.feature
             own = position.get(_first_token(features, item.source))
             cold += own is None
+            new_items.append(own is None)
+            new_users.append(train_users is not None and spec.gauc_group is not None and
+                             _first_token(features, spec.gauc_group) not in train_users)
             excluded = np.zeros(len(tokens), bool)
             if own is not None:
                 excluded[own] = True
@@ -167,6 +182,10 @@ def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, e
     for k in top_ks:
         metrics.update({f'recall_at_{k}': _hit(ranks, k).mean(), f'ndcg_at_{k}': _ndcg(ranks, k).mean()})
     metrics['mrr'] = float((1.0 / (ranks + 1.0)).mean())
+    for name, rows in (('new_items', np.array(new_items, bool)), ('new_users', np.array(new_users, bool))):
+        metrics[f'{name}_rows'] = int(rows.sum())
+        if rows.any():
+            metrics.update({f'{name}_recall_at_{k}': _hit(ranks[rows], k).mean() for k in top_ks})
     for name, values in sampled.items():
         values = np.asarray(values, np.float64)
         metrics.update({f'sampled_{name}_hr_at_10': _hit(values, 10).mean(),
@@ -243,11 +262,13 @@ def RetrievalEvaluator(  # pylint: disable=invalid-name
     its Recall@50 clears the floor and does not fall below the last blessed model's."""
     spec = spec_lib.load(feature_spec)
     examples = read_positives(test_pattern, spec, data_format)
-    counts = popularity(read_positives(train_pattern, spec, data_format, rows=None), spec)
-    metrics = evaluate(tf.saved_model.load(serving_dir(model.uri)), spec, examples, counts)
+    train = read_positives(train_pattern, spec, data_format, rows=None)
+    counts, known = popularity(train, spec), users(train, spec)
+    metrics = evaluate(tf.saved_model.load(serving_dir(model.uri)), spec, examples, counts, train_users=known)
     result = {'model': metrics}
     if baseline_model is not None:
-        result['baseline'] = evaluate(tf.saved_model.load(serving_dir(baseline_model.uri)), spec, examples, counts)
+        result['baseline'] = evaluate(tf.saved_model.load(serving_dir(baseline_model.uri)), spec, examples, counts,
+                                      train_users=known)
     reasons = blessing_reasons(metrics, result.get('baseline'), recall_floor)
     if baseline_model is not None:
         blessing.set_string_custom_property('baseline_model', baseline_model.uri)

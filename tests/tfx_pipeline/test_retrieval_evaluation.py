@@ -55,3 +55,17 @@ def test_blessing_needs_the_floor_and_no_regression():
     assert 'floor' in floor
     [regression] = retrieval_evaluation.blessing_reasons({'recall_at_50': 0.29}, {'recall_at_50': 0.3}, 0.0)
     assert 'last blessed' in regression
+
+
+def test_metrics_sliced_by_new_items_and_new_users():
+    def keyed(item, user):
+        example = tf.train.Example.FromString(_example(item))
+        example.features.feature['user_id'].int64_list.value.append(user)
+        return example.SerializeToString()
+    examples = [keyed(3, 1), keyed(42, 1), keyed(5, 2)]        # item 42 is not in the index; user 2 is new
+    counts = {'3': 10.0, '5': 4.0}
+    metrics = retrieval_evaluation.evaluate_popularity(TOKENS, SPEC, examples, counts, top_ks=(1, 2),
+                                                       train_users={'1'})
+    assert metrics['new_items_rows'] == 1 and metrics['new_items_recall_at_2'] == 0.0   # 0 clicks: ranked last
+    assert metrics['new_users_rows'] == 1 and metrics['new_users_recall_at_1'] == 0.0   # item 5 is second
+    assert metrics['new_users_recall_at_2'] == 1.0

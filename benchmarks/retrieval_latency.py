@@ -75,7 +75,8 @@ def main(argv=None):
     model = trainer.build_model(prepared.spec, prepared.tft_output, TrainingConfig(model='two_tower'))
     example = export.read_examples(prepared.raw['test'], 1)[0]
     context = split_for_rank(example, prepared.spec)[0].SerializeToString()
-    model(experiment_features(prepared, example), training=False)   # builds the model
+    model(export.transform_in_process(prepared.tft_output, prepared.spec, schema_lib.TFRECORD, [example]),
+          training=False)   # builds the model
     dim = model.hparams['embedding_dim']
     for size in args.sizes:
         rng = np.random.default_rng(size)
@@ -102,13 +103,6 @@ def main(argv=None):
                     ServingClient(f'localhost:{server.grpc_port}', 'two_tower', timeout_s=60) as client:
                 row['grpc'] = _timed(lambda: client.retrieve([context], args.k), args.requests)
         print(json.dumps(row), flush=True)
-
-
-def experiment_features(prepared, example):
-    """The transformed features of one raw example."""
-    raw = tf.io.parse_example(tf.constant([example]), schema_lib.serving_feature_spec(prepared.spec,
-                                                                                      schema_lib.TFRECORD))
-    return prepared.tft_output.transform_raw_features(raw, drop_unused_features=True)
 
 
 if __name__ == '__main__':

@@ -5,9 +5,10 @@ reserved index 0), so no vocabulary size is ever written by hand.
 """
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_transform as tft
 
 from feature_spec import model_inputs
@@ -59,7 +60,7 @@ def position_rates(spec: spec_lib.FeatureSpec, column: spec_lib.Column, tft_outp
             rates[position_id] = labels.get(position_id, 0.0) / count
     first = 1
     if column.transform.type == 'vocabulary':
-        tokens = _tokens(tft_output.vocabulary_file_by_name(column.vocabulary))
+        tokens = vocabulary_tokens(tft_output.vocabulary_file_by_name(column.vocabulary))
         try:
             first = 1 + min(range(len(tokens)), key=lambda i: float(tokens[i]))
         except ValueError:
@@ -75,10 +76,10 @@ def _id_frequencies(path: str) -> Dict[int, float]:
     return {int(token): float(frequency) for frequency, token in pairs}
 
 
-def _tokens(path: str):
-    """The tokens of a ``<count> <token>`` vocabulary file, in id order."""
-    with open(path, 'rb') as f:
-        return [line.rstrip(b'\n').split(b' ', 1)[1].decode() for line in f if line.strip()]
+def vocabulary_tokens(path: str) -> List[str]:
+    """The tokens of a ``<count> <token>`` vocabulary file, in id order (id i + 1 is token i)."""
+    with tf.io.gfile.GFile(path, 'rb') as f:
+        return [line.rstrip(b'\n').split(b' ', 1)[1].decode('utf-8', 'replace') for line in f if line.strip()]
 
 
 def table_size(spec: spec_lib.FeatureSpec, column: spec_lib.Column, tft_output: tft.TFTransformOutput) -> int:

@@ -26,9 +26,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from feature_spec import resolve
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
-from feature_spec.model_inputs import BEHAVIOR, ITEM, SEQUENCE
+from feature_spec.model_inputs import BEHAVIOR, ITEM, NUMERIC, SEQUENCE
 from serving.examples import read_csv
 
 BATCH = 8192
@@ -42,8 +43,7 @@ def vocabulary_tokens(tft_output: tft.TFTransformOutput, table: str) -> List[str
     except (ValueError, KeyError, tf.errors.NotFoundError):
         raise ValueError(f'the item id {table!r} has no vocabulary in the Transform output: a retrieval model needs '
                          'the item id transformed with "transform: vocabulary"') from None
-    with tf.io.gfile.GFile(path, 'rb') as f:
-        return [line.rstrip(b'\n').split(b' ', 1)[-1].decode('utf-8', 'replace') for line in f if line.strip()]
+    return resolve.vocabulary_tokens(path)
 
 
 def build(model, file_patterns: Sequence[str], tft_output: tft.TFTransformOutput, label: str) -> Dict[str, object]:
@@ -61,7 +61,7 @@ def build(model, file_patterns: Sequence[str], tft_output: tft.TFTransformOutput
     if history is not None:
         names |= {history.name, *(f.name for f in sequences.values())}
     spec = {k: v for k, v in tft_output.transformed_feature_spec().items() if k in names}
-    target = {f.name: np.zeros(size, np.float32 if f.kind == 'numeric' else np.int64) for f in side}
+    target = {f.name: np.zeros(size, np.float32 if f.kind == NUMERIC else np.int64) for f in side}
     from_history = {name: np.zeros(size, np.int64) for name in sequences}
     target_known = np.zeros(size, bool)
     history_known = np.zeros(size, bool)
@@ -176,11 +176,12 @@ def _positions(values: np.ndarray, position: Dict[str, int]) -> np.ndarray:
     if len(values) == 0:
         return np.zeros(0, np.int64)
     distinct, inverse = np.unique(values, return_inverse=True)
-    looked_up = np.array([position.get(_text(v), -1) for v in distinct], np.int64)
+    looked_up = np.array([position.get(token_text(v), -1) for v in distinct], np.int64)
     return looked_up[inverse]
 
 
-def _text(value) -> str:
+def token_text(value) -> str:
+    """A raw id value as its vocabulary token (``'1234'`` for an integer, bytes decoded)."""
     return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
 
 

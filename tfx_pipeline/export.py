@@ -208,12 +208,18 @@ def predict_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput,
     return heads_in_process(model, tft_output, spec, data_format, serialized)[head]
 
 
+def transform_in_process(tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec, data_format: str,
+                         serialized: Sequence[bytes]) -> Dict[str, tf.Tensor]:
+    """The transformed features of serialized examples (typed, as served), computed eagerly in this process."""
+    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
+    return tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
+                                             drop_unused_features=True)
+
+
 def heads_in_process(model: tf.keras.Model, tft_output: tft.TFTransformOutput, spec: spec_lib.FeatureSpec,
                      data_format: str, serialized: Sequence[bytes]) -> Dict[str, np.ndarray]:
     """``{probabilities and every served head: [N]}`` computed eagerly in this process."""
-    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
-    transformed = tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
-                                                    drop_unused_features=True)
+    transformed = transform_in_process(tft_output, spec, data_format, serialized)
     outputs = served(model, model(transformed, training=False), spec.negative_sampling_rate)
     return {name: values.numpy() for name, values in outputs.items()}
 

@@ -55,10 +55,6 @@ def item_columns(spec: spec_lib.FeatureSpec):
     return item, history
 
 
-def _token(value) -> str:
-    return value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value)
-
-
 def read_positives(pattern: str, spec: spec_lib.FeatureSpec, data_format: str,
                    rows: Optional[int] = MAX_ROWS) -> List[bytes]:
     """The serialized (typed, as served) examples of the files of ``pattern`` whose primary label is positive, at
@@ -97,7 +93,7 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
     """The metrics of the module docstring for the served model ``loaded`` (``tf.saved_model.load``) on
     ``examples`` (serialized positives)."""
     index = loaded.index.numpy()
-    tokens = [_token(t) for t in loaded.index_ids.numpy()]
+    tokens = [catalogue.token_text(t) for t in loaded.index_ids.numpy()]
 
     popularity = getattr(loaded, 'popularity', None)
     popularity = None if popularity is None else popularity.numpy()
@@ -217,7 +213,7 @@ def _tokens(features, name) -> List[str]:
         return []
     feature = features[name]
     values = feature.int64_list.value or feature.bytes_list.value or feature.float_list.value
-    return [_token(v) for v in values]
+    return [catalogue.token_text(v) for v in values]
 
 
 def _hit(ranks, k):

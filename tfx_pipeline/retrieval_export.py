@@ -42,7 +42,7 @@ from serving import signatures
 from serving.examples import split_for_rank
 from tfx_pipeline import catalogue
 from tfx_pipeline.export import (_join_lists, _joined_lists, _parse, _placeholders, _predict_request,
-                                 write_warmup_requests)
+                                 transform_in_process, write_warmup_requests)
 
 SAMPLE_RETRIEVALS = 'sample_retrievals.json'
 MAX_K = 1000
@@ -91,7 +91,6 @@ class RetrievalServingModel(tf.Module):
             if len(popularity) != size:
                 raise ValueError(f'{len(popularity)} popularity shares for an index of {size} items')
             self.popularity = tf.Variable(np.asarray(popularity, np.float32), trainable=False, name='popularity')
-        self.multi_interest = None
         self._item_dtype = self._candidate_parsing[self._item_column].dtype
 
     def track_model_variables(self) -> None:
@@ -195,9 +194,7 @@ def retrieve_in_process(model, tft_output: tft.TFTransformOutput, spec: spec_lib
     """``{item_ids [N, k], scores [N, k]}`` computed eagerly from the Keras model (Transform, query tower, the
     catalogue's embeddings, a NumPy top k; ``popularity``'s scores for a context without history), outside any
     SavedModel: what ``retrieve`` must serve."""
-    raw = tf.io.parse_example(tf.constant(list(serialized)), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
-    features = tft_output.transform_raw_features(_join_lists(raw, _joined_lists(spec, data_format)),
-                                                 drop_unused_features=True)
+    features = transform_in_process(tft_output, spec, data_format, serialized)
     query = model.query_embedding(features, training=False)
     query, interest_mask = query if isinstance(query, tuple) else (query, None)
     size = int(model.index_size.numpy())

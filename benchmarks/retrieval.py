@@ -6,7 +6,8 @@ Evaluator does: one JSON line per model, then a table (``make bench FAMILY=retri
 
 Each row: Recall@50, Recall@100, NDCG@10 and MRR over the whole item vocabulary (full ranking, the history's items
 excluded), HR@10 against 100 uniformly sampled negatives (for comparison with papers only), training positives a
-second, parameters and epochs run. ``popularity`` is the baseline: the items by their training positives, the same
+second, parameters and epochs run, and Recall@50 over the users whose history spans the fewest and the most
+categories (a third of the test rows each: :mod:`tfx_pipeline.retrieval_evaluation`). ``popularity`` is the baseline: the items by their training positives, the same
 list for every user. Every model is trained with the same schedule (the flags; the family's defaults below) on the
 clicked impressions of the training split, early-stopped on the eval split's Recall@50, and tested on the test
 split's clicks (split by time).
@@ -33,7 +34,7 @@ POPULARITY = 'popularity'
 ORDER = ('two_tower', 'two_tower_static_logq', 'two_tower_plain', 'youtube_dnn', 'mind', 'sdm', 'sasrec', 'bert4rec',
          'transrec')
 COLUMNS = ('model', 'recall_at_50', 'recall_at_100', 'ndcg_at_10', 'mrr', 'sampled_uniform_hr_at_10',
-           'examples_per_s', 'params', 'epochs')
+           'few_interests_recall_at_50', 'many_interests_recall_at_50', 'examples_per_s', 'params', 'epochs')
 # The family's schedule: a retrieval model sees only the clicks (about 6% of the impressions), so it trains for
 # more epochs than the ranking models, at a constant learning rate, stopped early on the eval Recall@50.
 EPOCHS, LEARNING_RATE, DECAY, PATIENCE = 30, 0.003, 1.0, 3

@@ -19,12 +19,17 @@ def run_cli(*args, cwd=REPO, timeout=1800):
 
 
 def write_config(tmp_path, data_dir, name, data_format='tfrecord', auc_floor=0.55, **training):
-    """A config running DIN (or ``training['model']``) for 2 epochs on ``data_dir`` into ``tmp_path/runs``."""
+    """A config running DIN (or ``training['model']``) for 2 epochs on ``data_dir`` into ``tmp_path/runs``, with the
+    generator's item feed when the data has one."""
     training = {'model': 'din', 'epochs': 2, 'batch_size': 256, 'learning_rate': 0.002, **training}
     path = tmp_path / f'{name}.yaml'
+    data = {'path': str(data_dir), 'format': data_format}
+    feed = os.path.join(str(data_dir), data_format, 'items')
+    if os.path.isdir(feed):
+        data['item_feed'] = os.path.join(feed, '*')
     path.write_text(json.dumps({
         'name': name, 'runs_dir': str(tmp_path / 'runs'), 'feature_spec': 'feature_spec/specs/synthetic.yaml',
-        'data': {'path': str(data_dir), 'format': data_format}, 'training': training,
+        'data': data, 'training': training,
         'evaluation': {'auc_floor': auc_floor}}))
     return str(path)
 

@@ -20,7 +20,7 @@ exported retrieval model returns them with the retrieved ids, so that a ranker c
 
 import csv
 import itertools
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -121,7 +121,7 @@ def raw_item_examples(spec: spec_lib.FeatureSpec, pattern: str, data_format: str
     if lists:
         raise ValueError(f'{spec.path}: candidate columns {lists} are lists; the item catalogue keeps one value per '
                          'item column')
-    pairs = _history_columns(spec, item_column)
+    pairs = history_columns(spec, item_column)
     history = pairs.pop(item_column, None)
     parsing = {c: typed[c] for c in columns}
     if history is not None:
@@ -155,6 +155,49 @@ def raw_item_examples(spec: spec_lib.FeatureSpec, pattern: str, data_format: str
             example.features.feature[c].CopyFrom(_feature(target[c][i]))
         examples.append(example.SerializeToString())
     return examples
+
+
+def item_feed_examples(spec: spec_lib.FeatureSpec, pattern: str, data_format: str, item_column: str,
+                       known: Set[str]) -> Tuple[List[str], List[bytes]]:
+    """``(raw ids, serialized examples of the candidate columns)`` of the items of the item feed ``pattern`` (raw
+    files in ``data_format``, one row per item holding the spec's candidate columns; a later row of an id replaces
+    an earlier one) whose raw id is not in ``known`` (the vocabulary's tokens), in the order of first appearance.
+
+    Raises:
+        ValueError: no file matches, or a row lacks a candidate column (naming the file).
+    """
+    files = sorted(tf.io.gfile.glob(pattern))
+    if not files:
+        raise ValueError(f'item feed {pattern}: no file matches')
+    typed = schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD)
+    columns = spec.candidate_columns
+    parsing = {c: typed[c] for c in columns}
+    lists = [c for c in columns if isinstance(typed[c], tf.io.VarLenFeature)]
+    if lists:
+        raise ValueError(f'{spec.path}: candidate columns {lists} are lists; the item feed keeps one value per column')
+    items: Dict[str, bytes] = {}
+    for path in files:
+        if data_format == schema_lib.TFRECORD:
+            records = (record.numpy() for record in tf.data.TFRecordDataset([path]))
+        else:
+            records = read_csv(path, spec, required=columns)
+        while True:
+            batch = list(itertools.islice(records, BATCH))
+            if not batch:
+                break
+            try:
+                parsed = tf.io.parse_example(tf.constant(batch), parsing)
+            except tf.errors.InvalidArgumentError as e:
+                raise ValueError(f'item feed {path}: {e.message}') from None
+            values = {c: parsed[c].numpy().reshape(len(batch)) for c in columns}
+            for i, raw_id in enumerate(values[item_column]):
+                token = token_text(raw_id)
+                if token not in known:
+                    example = tf.train.Example()
+                    for c in columns:
+                        example.features.feature[c].CopyFrom(_feature(values[c][i]))
+                    items[token] = example.SerializeToString()
+    return list(items), list(items.values())
 
 
 def _parsed_batches(pattern: str, spec: spec_lib.FeatureSpec, data_format: str, parsing) -> Iterator[Dict]:
@@ -199,7 +242,7 @@ def _feature(value) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
 
 
-def _history_columns(spec: spec_lib.FeatureSpec, item_column: str) -> Dict[str, str]:
+def history_columns(spec: spec_lib.FeatureSpec, item_column: str) -> Dict[str, str]:
     """``{candidate column: raw history column}`` for the item columns a behaviour sequence carries (the sequence
     sharing the column's vocabulary), the item id's own history included."""
     pairs = {}

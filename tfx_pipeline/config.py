@@ -9,6 +9,7 @@
       path: data/default                         # <path>/<format>/{train,eval,test}/
       format: tfrecord                           # or csv
       synthetic: {preset: default, seed: 7}      # generate the data there if it is missing (optional)
+      item_feed: ''                              # a retrieval index's item table (default: the generator's)
     training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.003,
                learning_rate_decay: 0.5, early_stopping_patience: 2, early_stopping_metric: '', seed: 42,
                shuffle_buffer: 200000}
@@ -78,12 +79,25 @@ class DataConfig:
     path: str = 'data/default'
     format: str = 'tfrecord'
     synthetic: Optional[Mapping[str, Any]] = None
+    # Raw files (data.format) of the item table, one row of the feature spec's candidate columns per item: a retrieval
+    # model's index adds the items outside Transform's vocabulary (new items). '' with synthetic data: the table the
+    # generator writes (<path>/<format>/items/), when there is one.
+    item_feed: str = ''
 
     def split_dir(self, split: str) -> str:
         return os.path.join(self.path, self.format, split)
 
     def split_pattern(self, split: str) -> str:
         return os.path.join(self.split_dir(split), '*')
+
+    def item_feed_pattern(self) -> Tuple[Optional[str], bool]:
+        """``(the item feed's file pattern or None, whether it must exist)``: ``item_feed`` (required), or the
+        synthetic generator's table (used when present)."""
+        if self.item_feed:
+            return self.item_feed, True
+        if self.synthetic is not None:
+            return self.split_pattern('items'), False
+        return None, False
 
 
 @dataclasses.dataclass(frozen=True)

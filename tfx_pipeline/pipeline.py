@@ -53,6 +53,9 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
                      'training': config.training.for_model(model).to_dict(),
                      'sample_examples': os.path.abspath(data.split_pattern('test')),
                      'train_examples': os.path.abspath(data.split_pattern('train'))}
+    feed, required = data.item_feed_pattern()
+    if feed is not None:
+        custom_config.update(item_feed=os.path.abspath(feed), item_feed_required=required)
     trainer = tfx.components.Trainer(
         run_fn='tfx_pipeline.trainer.run_fn',
         examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],

@@ -15,8 +15,15 @@ popularity list's many equal counts are ranked fairly). Metrics over the rows:
   NDCG@10 against ``SAMPLED_NEGATIVES`` negatives drawn uniformly (``sampled_uniform_*``) and by popularity, the
   training positives per item (``sampled_popularity_*``), from the items not excluded;
 * rows, and the rows whose item is not in the index (``cold_items``);
-* sliced (cold start): Recall@K over the rows whose item is not in the index (``new_items_*``) and over the rows
-  whose user has no click in the training split (``new_users_*``), with their row counts.
+* sliced (cold start): Recall@K over the rows whose item is new, not in Transform's vocabulary (``new_items_*``:
+  outside the index, or in it through the item feed, :mod:`tfx_pipeline.retrieval_export`), and over the rows
+  whose user has no click in the training split (``new_users_*``), with their row counts;
+* sliced by the breadth of the user's interests (MIND's claim is about users with several): the number of distinct
+  categories in the row's history (the behaviour sequence of the item's first side feature with a vocabulary,
+  ``hist_category`` for ``category``), Recall@K of the rows at or below its lower tercile (``few_interests_*``)
+  and at or above its upper tercile (``many_interests_*``), with the bounds (``interest_bounds``). Choice: an
+  observable proxy (the generator's true interests are not in the data, nor a real log's), and terciles of the
+  rows evaluated, so the slices are a third each on any data.
 
 Blessing: Recall@50 (:data:`BLESSING_METRIC`) must clear ``recall_floor`` and must not fall below the last blessed
 model's, evaluated now on the same rows (the Evaluator's no-regression rule for ranking models).
@@ -97,6 +104,8 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
 
     popularity = getattr(loaded, 'popularity', None)
     popularity = None if popularity is None else popularity.numpy()
+    trained = getattr(loaded, 'trained_items', None)
+    trained = len(tokens) if trained is None else int(trained.numpy())
     position = {token: i for i, token in enumerate(tokens)}
     item, history = item_columns(spec)
 
@@ -115,7 +124,7 @@ def evaluate(loaded, spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
                     scores[row] = popularity
                     positive_scores[row] = popularity[own] if own is not None else 0.0
         return scores, positive_scores
-    return _ranking_metrics(score, tokens, spec, examples, train_counts, top_ks, seed, train_users)
+    return _ranking_metrics(score, tokens, spec, examples, train_counts, top_ks, seed, train_users, trained)
 
 
 def evaluate_popularity(tokens: Sequence[str], spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
@@ -135,17 +144,21 @@ def evaluate_popularity(tokens: Sequence[str], spec: spec_lib.FeatureSpec, examp
 
 def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, examples: Sequence[bytes],
                      train_counts: Optional[Dict[str, float]], top_ks: Sequence[int], seed: int,
-                     train_users: Optional[Set[str]] = None) -> Dict[str, float]:
+                     train_users: Optional[Set[str]] = None, trained_items: Optional[int] = None
+                     ) -> Dict[str, float]:
     """Ranks of each example's positive among the index's items by ``score(chunk) → ([N, n] scores, [N] the
-    positives' scores)``, and the metrics of the module docstring; sliced by new items (not in the index) and, with
-    ``train_users``, by new users (keys not among them)."""
+    positives' scores)``, and the metrics of the module docstring; sliced by new items (not among the index's
+    first ``trained_items``, the vocabulary's; default all) and, with ``train_users``, by new users (keys not among
+    them)."""
+    trained_items = len(tokens) if trained_items is None else trained_items
     item, history = item_columns(spec)
     position = {token: i for i, token in enumerate(tokens)}
     popular = np.array([(train_counts or {}).get(t, 0.0) for t in tokens]) + 1.0
     rng = np.random.default_rng(seed)
     ranks, sampled = [], {'uniform': [], 'popularity': []}
     cold = 0
-    new_items, new_users = [], []
+    new_items, new_users, breadth = [], [], []
+    categories = interest_column(spec)
     for start in range(0, len(examples), BATCH):
         chunk = list(examples[start:start + BATCH])
         scores, positive_scores = score(chunk)
@@ -153,9 +166,11 @@ def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, e
             features = tf.train.Example.FromString(serialized).features.feature
             own = position.get(_first_token(features, item.source))
             cold += own is None
-            new_items.append(own is None)
+            new_items.append(own is None or own >= trained_items)
             new_users.append(train_users is not None and spec.gauc_group is not None and
                              _first_token(features, spec.gauc_group) not in train_users)
+            if categories is not None:
+                breadth.append(len(set(_tokens(features, categories))))
             excluded = np.zeros(len(tokens), bool)
             if own is not None:
                 excluded[own] = True
@@ -182,11 +197,25 @@ def _ranking_metrics(score, tokens: Sequence[str], spec: spec_lib.FeatureSpec, e
         metrics[f'{name}_rows'] = int(rows.sum())
         if rows.any():
             metrics.update({f'{name}_recall_at_{k}': _hit(ranks[rows], k).mean() for k in top_ks})
+    if breadth:
+        breadth = np.asarray(breadth)
+        low, high = (float(np.percentile(breadth, q)) for q in (100 / 3, 200 / 3))
+        metrics['interest_bounds'] = [low, high]
+        for name, rows in (('few_interests', breadth <= low), ('many_interests', breadth >= high)):
+            metrics[f'{name}_rows'] = int(rows.sum())
+            metrics.update({f'{name}_recall_at_{k}': _hit(ranks[rows], k).mean() for k in top_ks})
     for name, values in sampled.items():
         values = np.asarray(values, np.float64)
         metrics.update({f'sampled_{name}_hr_at_10': _hit(values, 10).mean(),
                         f'sampled_{name}_ndcg_at_10': _ndcg(values, 10).mean()})
     return {k: (round(float(v), 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def interest_column(spec: spec_lib.FeatureSpec) -> Optional[str]:
+    """The raw history column whose distinct values count a user's interests (module docstring), or None."""
+    item, _ = item_columns(spec)
+    pairs = catalogue.history_columns(spec, item.source)
+    return next((history for column, history in pairs.items() if column != item.source), None)
 
 
 def _scores(query, index, positives):

@@ -113,6 +113,16 @@ class _EpochLogger(tf.keras.callbacks.Callback):
         print(f'[trainer] epoch {epoch + 1}: {figures}', flush=True)
 
 
+def _item_feed(custom_config) -> Optional[str]:
+    """The item feed's pattern: None without one, or when the synthetic generator's optional table is absent (data
+    generated before it wrote one)."""
+    feed = custom_config.get('item_feed')
+    if feed and not custom_config.get('item_feed_required') and not tf.io.gfile.glob(feed):
+        print(f'[trainer] no item feed at {feed}: the index holds the vocabulary\'s items only', flush=True)
+        return None
+    return feed
+
+
 def run_fn(fn_args):
     """TFX Trainer entry point (GenericExecutor)."""
     config = TrainingConfig.from_dict(fn_args.custom_config['training'])
@@ -126,11 +136,12 @@ def run_fn(fn_args):
     if registry.kind(config.model) == registry.RETRIEVAL:
         serving = retrieval_export.export_retrieval_model(
             model, tft_output, spec, data_format, fn_args.serving_model_dir, warmup_examples=examples,
-            train_pattern=fn_args.custom_config.get('train_examples'))
+            train_pattern=fn_args.custom_config.get('train_examples'), item_feed=_item_feed(fn_args.custom_config))
         if examples:
             popularity = None if serving.popularity is None else serving.popularity.numpy()
             retrieval_export.write_sample_retrievals(model, tft_output, spec, data_format, examples,
-                                                     fn_args.model_run_dir, popularity=popularity)
+                                                     fn_args.model_run_dir, popularity=popularity,
+                                                     new_items=serving.new_items)
         return
     export.export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
                                 warmup_examples=examples)

@@ -1,5 +1,7 @@
 """Config loading: overrides apply, and every bad value fails before any work with the key named."""
 
+import os
+
 import pytest
 
 from tfx_pipeline import config as config_lib
@@ -76,3 +78,11 @@ def test_early_stopping_watches_the_primary_head_or_a_named_metric():
     assert trainer.early_stopping_metric(esmm, config_lib.TrainingConfig(early_stopping_metric='cvr_auc')) == 'cvr_auc'
     with pytest.raises(ValueError, match="training.early_stopping_metric: .*no metric 'val_auc'"):
         trainer.early_stopping_metric(esmm, config_lib.TrainingConfig(early_stopping_metric='val_auc'))
+
+
+def test_item_feed_is_the_configured_one_or_the_generators():
+    assert config_lib.from_dict({'data': {'item_feed': 'items/*.csv'}}).data.item_feed_pattern() == ('items/*.csv',
+                                                                                                        True)
+    generated = config_lib.from_dict({'data': {'path': 'd', 'synthetic': {'preset': 'tiny'}}}).data
+    assert generated.item_feed_pattern() == (os.path.join('d', 'tfrecord', 'items', '*'), False)
+    assert config_lib.from_dict({'data': {'path': 'd'}}).data.item_feed_pattern() == (None, False)

@@ -69,3 +69,18 @@ def test_metrics_sliced_by_new_items_and_new_users():
     assert metrics['new_items_rows'] == 1 and metrics['new_items_recall_at_2'] == 0.0   # 0 clicks: ranked last
     assert metrics['new_users_rows'] == 1 and metrics['new_users_recall_at_1'] == 0.0   # item 5 is second
     assert metrics['new_users_recall_at_2'] == 1.0
+
+
+def test_metrics_sliced_by_the_breadth_of_the_history():
+    def shown(item, categories):
+        example = tf.train.Example.FromString(_example(item))
+        example.features.feature['hist_category'].int64_list.value.extend(categories)
+        return example.SerializeToString()
+    # Breadths 1, 1, 2, 3, 4, 4: terciles 1.67 and 3.33; item 3 is first by popularity, item 5 second.
+    examples = [shown(3, [7]), shown(3, [7, 7]), shown(5, [1, 2]), shown(5, [1, 2, 3]), shown(5, [1, 2, 3, 4]),
+                shown(3, [4, 3, 2, 1, 1])]
+    metrics = retrieval_evaluation.evaluate_popularity(TOKENS, SPEC, examples, {'3': 10.0, '5': 4.0}, top_ks=(1,))
+    assert metrics['interest_bounds'] == pytest.approx([5 / 3, 10 / 3])
+    assert metrics['few_interests_rows'] == 2 and metrics['few_interests_recall_at_1'] == 1.0
+    assert metrics['many_interests_rows'] == 2 and metrics['many_interests_recall_at_1'] == 0.5
+    assert retrieval_evaluation.interest_column(SPEC) == 'hist_category'

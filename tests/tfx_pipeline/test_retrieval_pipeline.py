@@ -88,6 +88,31 @@ def test_exclusion_k_and_embed_signatures(pipeline_run):
     assert model.signatures[signatures.EMBED_CANDIDATE](candidates=contexts)[signatures.EMBEDDINGS].shape == (4, 32)
 
 
+def test_new_items_of_the_item_feed_are_in_the_index(pipeline_run, tiny_data):
+    model = tf.saved_model.load(pipeline_run.pushed(MODEL))
+    trained, index = int(model.trained_items.numpy()), model.index.numpy()
+    ids = [i.decode() for i in model.index_ids.numpy()]
+    feed = {str(tf.train.Example.FromString(r.numpy()).features.feature['item_id'].int64_list.value[0]): r.numpy()
+            for r in tf.data.TFRecordDataset(str(tiny_data / 'tfrecord' / 'items' / 'part-00000.tfrecord'))}
+    new = ids[trained:]
+    assert len(new) == len(set(feed) - set(ids[:trained])) > 50 and set(new) <= set(feed)
+    np.testing.assert_allclose(   # a new item is embedded through its side features, as embed_candidate does
+        model.signatures[signatures.EMBED_CANDIDATE](candidates=tf.constant([feed[i] for i in new[:20]]))[
+            signatures.EMBEDDINGS].numpy(), index[trained:trained + 20], atol=1e-5, rtol=0)
+    assert model.popularity.numpy()[trained:].sum() == 0.0
+    examples, _, _ = sample_retrievals(pipeline_run.run_dir, f'Trainer.{MODEL}')
+    context = tf.constant(examples[:1])
+    scores = model.signatures[signatures.EMBED_QUERY](context=context)[signatures.EMBEDDINGS].numpy()[0] @ index.T
+    best = trained + int(np.argmax(scores[trained:]))            # the best new item for this user
+    rank = int((scores > scores[best]).sum())
+    assert rank < 1000
+    top = model.signatures[signatures.RETRIEVE](context=context, k=tf.constant(rank + 1))
+    assert top[signatures.ITEM_IDS].numpy()[0, -1].decode() == ids[best]   # retrieve reaches it
+    kept = model.signatures[signatures.RETRIEVE_EXCLUDING](context=context, k=tf.constant(rank + 1),
+                                                           exclude=tf.constant([[int(ids[best])]], tf.int64))
+    assert ids[best] not in {i.decode() for i in kept[signatures.ITEM_IDS].numpy()[0]}
+
+
 def _two_models(pipeline_run):
     config = model_manager.config_from_flags('din', os.path.dirname(pipeline_run.pushed('din')))
     retrieval = model_manager.config_from_flags(MODEL, os.path.dirname(pipeline_run.pushed(MODEL)))

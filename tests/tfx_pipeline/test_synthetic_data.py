@@ -394,3 +394,17 @@ def test_cli_prints_a_json_summary_and_rejects_bad_arguments(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(['--preset', 'tiny', '--out', str(tmp_path / 'bad')] + argv)
         assert argument in capsys.readouterr().err
+
+
+def test_item_feed_lists_every_item_with_the_side_features_the_log_shows(dataset, rows, tmp_path):
+    feed = dataset.item_feed
+    np.testing.assert_array_equal(feed['item_id'], np.arange(TINY.num_items))   # every item, by id
+    shown = rows['item_id']
+    for column in ('category', 'brand', 'price'):
+        np.testing.assert_array_equal(feed[column][shown], rows[column], err_msg=column)
+    assert len(np.setdiff1d(feed['item_id'], dataset.splits['train']['item_id'])) > 0   # never shown in training
+    data.write(dataset, tmp_path, formats=('csv',), num_shards=1)
+    with (tmp_path / 'csv' / 'items' / 'part-00000.csv').open(newline='') as f:
+        records = list(csv.DictReader(f))
+    assert [int(r['item_id']) for r in records] == feed['item_id'].tolist()
+    np.testing.assert_array_equal([np.float32(r['price']) for r in records], feed['price'].astype(np.float32))

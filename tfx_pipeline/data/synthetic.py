@@ -218,16 +218,37 @@ PRESETS = {
 
 @dataclasses.dataclass
 class Dataset:
-    """The generated log: ``splits[name][column]`` (name in SPLITS) and its ``metadata`` (see :func:`summarize`)."""
+    """The generated log: ``splits[name][column]`` (name in SPLITS), its ``metadata`` (see :func:`summarize`) and
+    the item feed (:func:`item_feed`)."""
     splits: Dict[str, Split]
     metadata: dict
+    item_feed: Optional[Split] = None
 
 
 def generate(config: GeneratorConfig) -> Dataset:
     """Generate the whole log in memory: the chunks of :func:`generate_chunks`, concatenated per split."""
     chunks = list(generate_chunks(config))
     splits = {name: _concat([chunk[name] for chunk in chunks]) for name in SPLITS}
-    return Dataset(splits=splits, metadata=summarize(config, [summary_columns(chunk) for chunk in chunks]))
+    return Dataset(splits=splits, metadata=summarize(config, [summary_columns(chunk) for chunk in chunks]),
+                   item_feed=item_feed(config))
+
+
+ITEM_FEED_COLUMNS = ('item_id', 'category', 'brand', 'price')
+ITEMS = 'items'   # the item feed's directory beside the splits'
+
+
+def item_feed(config: GeneratorConfig) -> Split:
+    """The item feed: every item of the catalogue with its side features (:data:`ITEM_FEED_COLUMNS`, the values the
+    log's rows show), ordered by id. What a shop's item table lists, items nobody was shown in the training split
+    included: a retrieval model's index reaches a new item through it (its id is out of the vocabulary, its side
+    features are not). Choice: the table as of the log's end (what a daily re-index of the served model would have
+    reached by the test days); the log's rows do not change."""
+    config.validate()
+    world_seed = np.random.SeedSequence(config.seed).spawn(1 + _num_chunks(config))[0]
+    world = _make_world(config, np.random.Generator(np.random.PCG64(world_seed)))
+    order = np.argsort(world['item_id'], kind='stable')
+    return {'item_id': world['item_id'][order], 'category': world['item_category'][order],
+            'brand': world['item_brand'][order], 'price': world['item_price'][order].astype(np.float32)}
 
 
 def generate_chunks(config: GeneratorConfig) -> Iterator[Dict[str, Split]]:

@@ -7,6 +7,8 @@ Layout under ``out_dir``::
                                                       a present but empty list
     csv/{train,eval,test}/part-00000.csv             header row; a list as space-separated values, an empty list
                                                       as an empty field
+    tfrecord/items/part-00000.tfrecord,              the item feed (:func:`synthetic.item_feed`): one row per item,
+    csv/items/part-00000.csv                          the columns of ITEM_FEED_COLUMNS; not read by ExampleGen
     metadata.json                                     :func:`synthetic.summarize`, sorted keys, indent 2
 
 Both encoders are vectorised NumPy over blocks of rows (:func:`serialize_examples`, :func:`csv_bytes`);
@@ -37,6 +39,8 @@ def write(dataset: synthetic.Dataset, out_dir, formats: Sequence[str] = FORMATS,
     earlier write to the same directories are removed first.
     """
     _Shards(out_dir, formats, num_shards).write(dataset.splits)
+    if dataset.item_feed is not None:
+        write_item_feed(dataset.item_feed, out_dir, formats)
     return _write_metadata(out_dir, dataset.metadata)
 
 
@@ -52,7 +56,32 @@ def generate_and_write(config: synthetic.GeneratorConfig, out_dir, formats: Sequ
     for chunk in synthetic.generate_chunks(config):
         shards.write(chunk)
         summaries.append(synthetic.summary_columns(chunk))
+    write_item_feed(synthetic.item_feed(config), out_dir, formats)
     return _write_metadata(out_dir, synthetic.summarize(config, summaries))
+
+
+def write_item_feed(feed: synthetic.Split, out_dir, formats: Sequence[str] = FORMATS) -> None:
+    """The item feed in each format, one file ``<format>/items/part-00000.<format>`` (module docstring)."""
+    columns = synthetic.ITEM_FEED_COLUMNS
+    for fmt in formats:
+        path = pathlib.Path(out_dir) / fmt / synthetic.ITEMS / f'part-00000.{fmt}'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == 'csv':
+            lines = [','.join(columns)] + [','.join(str(feed[c][i]) if c not in FLOAT_COLUMNS else
+                                                    str(np.float32(feed[c][i])) for c in columns)
+                                           for i in range(len(feed['item_id']))]
+            path.write_text('\n'.join(lines) + '\n')
+            continue
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for i in range(len(feed['item_id'])):
+                example = tf.train.Example()
+                for c in columns:
+                    if c in FLOAT_COLUMNS:
+                        example.features.feature[c].float_list.value.append(float(feed[c][i]))
+                    else:
+                        example.features.feature[c].int64_list.value.append(int(feed[c][i]))
+                writer.write(example.SerializeToString())
 
 
 def _write_metadata(out_dir, metadata: dict) -> dict:

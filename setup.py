@@ -31,8 +31,9 @@ setup(
         'pyyaml>=6',
     ],
     extras_require={
-        'dev': ['pytest>=8', 'pytest-timeout>=2'],
+        'dev': ['pytest>=8', 'pytest-timeout>=2', 'scann==1.3.2'],   # scann: to test the optional index
         'bench': ['matplotlib==3.10.9'],   # the benchmarks' plots
+        'scann': ['scann==1.3.2'],          # the optional ScaNN index (tfx_pipeline/scann_index.py)
     },
     entry_points={'console_scripts': ['recsys-pipeline=tfx_pipeline.__main__:main']},
 )

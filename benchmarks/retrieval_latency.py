@@ -13,6 +13,11 @@ loaded with ``tf.saved_model.load`` and called directly; ``grpc``: the same Save
 server, called by the client (one request at a time). Times are milliseconds; goal: top-100 of 1M items under
 25 ms p99 in process.
 
+With ``--scann`` (the optional extra, :mod:`tfx_pipeline.scann_index`), each size also gets a ``scann`` entry: the
+searcher's build seconds, its ``retrieve`` latency in process (the SavedModel loaded with ScaNN's ops), and its
+Recall@k against the exact top k over ``RECALL_CONTEXTS`` test contexts. Random unit vectors have no clusters: the
+worst case for a partitioned index, so its recall here is a floor.
+
 The last line (``recommend_latency``) is retrieve → rank over gRPC: the two-tower model exported with the ``tiny``
 catalogue (its items' raw examples inside, as the Trainer exports it) and DIN (initial weights), hosted by one
 server; ``ServingClient.recommend`` retrieves ``--candidates`` items and ranks them with DIN's ``rank``
@@ -43,6 +48,7 @@ from tfx_pipeline.config import TrainingConfig  # noqa: E402  pylint: disable=wr
 from tfx_pipeline import retrieval_export  # noqa: E402  pylint: disable=wrong-import-position
 
 BUILD_BATCH = 65_536
+RECALL_CONTEXTS = 50
 
 
 def _percentiles(seconds):
@@ -77,11 +83,14 @@ def main(argv=None):
     parser.add_argument('--requests', type=int, default=300)
     parser.add_argument('--candidates', type=int, default=100, help='items retrieved for the ranker (recommend)')
     parser.add_argument('--ranker', default='din', help='the ranking model of the recommend line')
+    parser.add_argument('--scann', action='store_true', help='also the optional ScaNN index (needs scann)')
     parser.add_argument('--workdir', default=os.path.join('runs', 'bench', 'tiny-0'))
     args = parser.parse_args(argv)
     prepared = experiment.prepare(data.PRESETS['tiny'], args.workdir)
     model = trainer.build_model(prepared.spec, prepared.tft_output, TrainingConfig(model='two_tower'))
-    example = export.read_examples(prepared.raw['test'], 1)[0]
+    examples = export.read_examples(prepared.raw['test'], RECALL_CONTEXTS)
+    example = examples[0]
+    contexts = tf.constant([split_for_rank(e, prepared.spec)[0].SerializeToString() for e in examples])
     context = split_for_rank(example, prepared.spec)[0].SerializeToString()
     model(export.transform_in_process(prepared.tft_output, prepared.spec, schema_lib.TFRECORD, [example]),
           training=False)   # builds the model
@@ -110,8 +119,27 @@ def main(argv=None):
             with ModelServer(config, ServerOptions(port=0, rest_api_port=-1, host='localhost')) as server, \
                     ServingClient(f'localhost:{server.grpc_port}', 'two_tower', timeout_s=60) as client:
                 row['grpc'] = _timed(lambda: client.retrieve([context], args.k), args.requests)
+            if args.scann:
+                row['scann'] = scann_latency(serving, retrieve, request, contexts, args, directory)
         print(json.dumps(row), flush=True)
     print(json.dumps(recommend_latency(prepared, model, args, example)), flush=True)
+
+
+def scann_latency(serving, exact_retrieve, request, contexts, args, directory):
+    """The ``scann`` entry of a size's line (module docstring)."""
+    from tfx_pipeline import scann_index  # pylint: disable=import-outside-toplevel
+    start = time.perf_counter()
+    module = scann_index.ScannRetrievalModel(serving, max_k=args.k)
+    entry = {'build_s': round(time.perf_counter() - start, 2), **module.settings}
+    export_dir = os.path.join(directory, 'scann')
+    tf.saved_model.save(module, export_dir, signatures={signatures.RETRIEVE: module.retrieve.get_concrete_function()})
+    retrieve = tf.saved_model.load(export_dir).signatures[signatures.RETRIEVE]
+    entry['in_process'] = _timed(lambda: retrieve(**request), args.requests)
+    found = retrieve(context=contexts, k=tf.constant(args.k))[signatures.ITEM_IDS].numpy()
+    exact = exact_retrieve(context=contexts, k=tf.constant(args.k))[signatures.ITEM_IDS].numpy()
+    entry[f'recall_at_{args.k}'] = round(float(np.mean([len(set(a) & set(b)) / args.k
+                                                         for a, b in zip(found, exact)])), 4)
+    return entry
 
 
 def recommend_latency(prepared, model, args, example):

@@ -207,13 +207,14 @@ def retrieval_test_data(prepared: Prepared):
 
 
 def fit_and_score_retrieval(prepared: Prepared, config: TrainingConfig, test_data=None,
-                            export_dir: Optional[str] = None) -> Dict[str, Any]:
+                            export_dir: Optional[str] = None, item_feed: Optional[str] = None) -> Dict[str, Any]:
     """Trains the retrieval model ``config.model``, exports it (to ``export_dir``, or a temporary directory) and
     scores the SavedModel on the raw test split's clicks as the pipeline's Evaluator does
     (:func:`tfx_pipeline.retrieval_evaluation.evaluate`: full ranking over the item vocabulary, the sampled
     protocols). Returns those metrics, examples_per_s (training positives a second of ``fit``, validation
     included), params, epochs and train_positives. ``test_data``: :func:`retrieval_test_data`, when computed once
-    for several models."""
+    for several models. ``item_feed``: raw files of the item table, whose items outside the vocabulary join the
+    index (:func:`tfx_pipeline.retrieval_export.export_retrieval_model`)."""
     timer = TrainingTimer()
     model, history = trainer.train(prepared.spec, prepared.tft_output, [prepared.transformed['train']],
                                    [prepared.transformed['eval']], config, callbacks=[timer])
@@ -222,7 +223,7 @@ def fit_and_score_retrieval(prepared: Prepared, config: TrainingConfig, test_dat
     with tempfile.TemporaryDirectory() as scratch:
         directory = export_dir or os.path.join(scratch, 'export')
         retrieval_export.export_retrieval_model(model, prepared.tft_output, prepared.spec, schema_lib.TFRECORD,
-                                                directory)
+                                                directory, item_feed=item_feed)
         figures = retrieval_evaluation.evaluate(tf.saved_model.load(directory), prepared.spec, examples, counts,
                                                 train_users=known)
     positives = int(model.catalogue_counts.numpy().sum())

@@ -6,7 +6,8 @@ items' raw ids are variables of the SavedModel. With an item feed (``data.item_f
 row of the candidate columns per item; the synthetic generator writes one), the feed's items outside the
 vocabulary follow them in the index: new items, embedded through their side features (their id falls in an
 out-of-vocabulary bucket), so ``retrieve`` reaches them (the cold-start issue's second half). ``trained_items`` (a
-variable) is how many of the index's items come from the vocabulary. Signatures (standard ops only, so stock TF Serving loads them):
+variable) is how many of the index's items come from the vocabulary. Signatures (standard ops only, so stock TF
+Serving loads them):
 
 * ``retrieve(context [N], k []) → item_ids [N, k], scores [N, k], candidates [N, k]``: each context example (the
   user, the behaviour history and the request context: the spec's
@@ -90,6 +91,7 @@ class RetrievalServingModel(tf.Module):
                 raise ValueError(f'{len(values)} {name} for an index of {size} items')
         self.trained_items = tf.Variable(size, dtype=tf.int64, trainable=False, name='trained_items')
         added = ([], []) if new_items is None else (list(new_items[0]), list(new_items[1]))
+        object.__setattr__(self, 'new_items', added if added[0] else None)   # not saved: the index holds them
         if added[0]:
             embeddings = np.concatenate([embeddings, self._embed_candidates(added[1])], axis=0)
             tokens += added[0]
@@ -270,7 +272,7 @@ def export_retrieval_model(model: tf.keras.Model, tft_output: tft.TFTransformOut
     in-process serving module. With ``train_pattern`` (the raw training files), ``retrieve`` also returns each
     retrieved item's raw example (``candidates``: :func:`tfx_pipeline.catalogue.raw_item_examples`). With
     ``item_feed`` (raw files of the candidate columns), its items outside the vocabulary join the index (module
-    docstring); the module's ``new_items`` holds them."""
+    docstring); the module's ``new_items`` holds them (None without any)."""
     item_examples = popularity = new_items = None
     tokens = indexed_tokens(model, tft_output)
     item_column = spec[model.item_id.name].source
@@ -281,7 +283,6 @@ def export_retrieval_model(model: tf.keras.Model, tft_output: tft.TFTransformOut
         new_items = catalogue.item_feed_examples(spec, item_feed, data_format, item_column, set(tokens))
     serving = RetrievalServingModel(model, tft_output, spec, data_format, item_examples, popularity=popularity,
                                     new_items=new_items)
-    object.__setattr__(serving, 'new_items', new_items)
     functions = serving.signatures()
     for function in functions.values():
         function.get_concrete_function()

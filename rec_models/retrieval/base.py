@@ -67,6 +67,8 @@ class RetrievalModel(RankingModel):
     HEADS = ()
     # Early stopping and blessing watch this metric by default.
     PRIMARY_METRIC = 'recall_at_50'
+    # A multi-interest model's query is ``([B, K, d], interest mask [B, K])`` (an item scores its best interest).
+    MULTI_INTEREST = False
 
     def __init__(self, inputs: ModelInputs, frequencies=None, exclude_seen=True, temperature=0.05,
                  top_ks=(10, 50, 100), auc_thresholds=1000, **kwargs):

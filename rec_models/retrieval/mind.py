@@ -81,6 +81,8 @@ class MIND(SampledOrInBatch):
         Others: as :class:`~rec_models.retrieval.base.RetrievalModel`.
     """
 
+    MULTI_INTEREST = True
+
     def __init__(self, inputs: ModelInputs, frequencies=None, embedding_dim=32, num_interests=3, interest_dim=None,
                  iterations=3, adaptive_interests=True, routing_logit_stddev=1.0, stop_routing_gradient=False,
                  power=2.0, hidden_units=(128,), relu_output=True, negatives='sampled', num_sampled=1000,

@@ -408,3 +408,17 @@ def test_item_feed_lists_every_item_with_the_side_features_the_log_shows(dataset
         records = list(csv.DictReader(f))
     assert [int(r['item_id']) for r in records] == feed['item_id'].tolist()
     np.testing.assert_array_equal([np.float32(r['price']) for r in records], feed['price'].astype(np.float32))
+
+
+def test_popularity_shift_changes_which_items_are_shown_after_its_day(dataset):
+    def correlation(splits, day):
+        rows = {c: np.concatenate([splits[s][c] for s in data.SPLITS]) for c in ('item_id', 'request_time')}
+        after = rows['request_time'] >= TINY.start_time + day * 86_400
+        before_counts, after_counts = (np.bincount(rows['item_id'][mask], minlength=TINY.num_items)
+                                       for mask in (~after, after))
+        return np.corrcoef(before_counts / (~after).sum(), after_counts / after.sum())[0, 1]
+    shifted = data.generate(dataclasses.replace(TINY, popularity_shift=1.0, popularity_shift_day=15.0)).splits
+    steady = correlation(dataset.splits, 15.0)
+    assert steady > 0.6 and correlation(shifted, 15.0) < steady - 0.3, (steady, correlation(shifted, 15.0))
+    unshifted = data.generate(dataclasses.replace(TINY, popularity_shift=1.0, popularity_shift_day=1000.0)).splits
+    _assert_same_splits(unshifted, dataset.splits)   # its own random stream: nothing else moves

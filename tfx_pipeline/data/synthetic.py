@@ -113,6 +113,11 @@ class GeneratorConfig:
     new_item_fraction: float = 0.2
     popularity_exponent: float = 1.1
     quality_std: float = 0.3
+    # A popularity shift (the streaming frequency estimate's case, Yi et al. 2019): from day popularity_shift_day of
+    # the horizon on, item k's exposure weight is (1 − ρ) w_k + ρ w_π(k), π a random permutation of the items within
+    # each category, ρ = popularity_shift. Drawn from its own random stream; 0 (off) leaves the data as without it.
+    popularity_shift: float = 0.0
+    popularity_shift_day: float = 15.0
     # Users and their behaviour log.
     new_user_fraction: float = 0.3
     session_gap_days: float = 1.0
@@ -181,8 +186,10 @@ class GeneratorConfig:
         _check('behaviors_per_session', self.behaviors_per_session >= 1, 'must be >= 1')
         _check('privileged_noise', self.privileged_noise >= 0, 'must be >= 0')
         _check('negative_sampling_rate', 0 < self.negative_sampling_rate <= 1, 'must lie in (0, 1]')
-        for name in ('new_item_fraction', 'new_user_fraction', 'drift', 'session_focus', 'interest_candidate_share',
-                     'preferred_device_prob', 'search_session_share', 'satisfaction_correlation'):
+        _check('popularity_shift_day', self.popularity_shift_day >= 0, 'must be >= 0')
+        for name in ('popularity_shift', 'new_item_fraction', 'new_user_fraction', 'drift', 'session_focus',
+                     'interest_candidate_share', 'preferred_device_prob', 'search_session_share',
+                     'satisfaction_correlation'):
             _check(name, 0 <= getattr(self, name) <= 1, 'must lie in [0, 1]')
         _check('train_fraction', 0 < self.train_fraction < 1, 'must lie in (0, 1)')
         _check('eval_fraction', 0 < self.eval_fraction < 1 - self.train_fraction,
@@ -280,6 +287,7 @@ def generate_chunks(config: GeneratorConfig) -> Iterator[Dict[str, Split]]:
 _SEARCH_STREAM = 2 ** 32 - 1   # spawn key of the searches' streams, apart from the chunks' (0, 1, …)
 _FOCUS_STREAM = 2 ** 32 - 2    # spawn key of the session foci's streams
 _SAMPLING_STREAM = 2 ** 32 - 5  # spawn key of the negative down-sampling's streams
+_SHIFT_STREAM = 2 ** 32 - 6     # spawn key of the popularity shift's permutation
 
 
 def _num_chunks(config: GeneratorConfig) -> int:
@@ -303,7 +311,21 @@ def _make_world(config: GeneratorConfig, rng: np.random.Generator) -> dict:
     }
     world.update(_make_items(config, rng, category_share))
     world['item_satisfaction'] = outcomes.item_satisfaction(config.seed, config.num_items)
+    if config.popularity_shift > 0:
+        _shift_popularity(config, world)
     return world
+
+
+def _shift_popularity(config: GeneratorConfig, world: dict) -> None:
+    """The exposure weights after the shift (``popularity_shift``): ``item_cum_popularity_shifted`` and the time
+    it starts (seconds into the horizon)."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(config.seed, spawn_key=(_SHIFT_STREAM,))))
+    weights = np.diff(world['item_cum_popularity'])
+    bounds = world['category_bounds']
+    permuted = np.concatenate([rng.permutation(weights[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    shifted = (1.0 - config.popularity_shift) * weights + config.popularity_shift * permuted
+    world['item_cum_popularity_shifted'] = np.r_[0.0, np.cumsum(shifted)]
+    world['popularity_shift_time'] = config.popularity_shift_day * SECONDS_PER_DAY
 
 
 def _make_items(config: GeneratorConfig, rng: np.random.Generator, category_share: np.ndarray) -> dict:
@@ -849,10 +871,15 @@ def _sample_global_category(world: dict, rng: np.random.Generator, size: int) ->
 
 
 def _sample_items(world: dict, category: np.ndarray, time: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Item of ``category`` by popularity among those that exist at ``time`` (first appearance ≤ time)."""
+    """Item of ``category`` by popularity among those that exist at ``time`` (first appearance ≤ time); after a
+    popularity shift, by the shifted popularity."""
     lo = world['category_bounds'][category]
     hi = np.searchsorted(world['item_appear_key'], category * _TIME_KEY + time, side='right')
-    return _sample_segments(world['item_cum_popularity'], lo, hi, u)
+    items = _sample_segments(world['item_cum_popularity'], lo, hi, u)
+    if 'item_cum_popularity_shifted' in world:
+        after = time >= world['popularity_shift_time']
+        items = np.where(after, _sample_segments(world['item_cum_popularity_shifted'], lo, hi, u), items)
+    return items
 
 
 def _matched_sum(groups: np.ndarray, keys: np.ndarray, weights: np.ndarray, query_groups: np.ndarray,

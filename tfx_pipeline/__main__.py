@@ -60,6 +60,15 @@ def _generate_if_missing(config: config_lib.PipelineConfig) -> None:
         generator_config = dataclasses.replace(data.PRESETS[preset], **options).validate()
     except (TypeError, ValueError) as e:
         raise config_lib.ConfigError(f'config: data.synthetic: {e}') from e
+    from feature_spec import spec as spec_lib  # pylint: disable=g-import-not-at-top
+    spec = spec_lib.load(config.feature_spec)
+    missing = [c for c in spec.raw_columns if c not in data.COLUMNS]
+    if missing:   # e.g. a mistyped data.path beside the user's own spec: generating there cannot help
+        raise config_lib.ConfigError(
+            f'config: data.path {config.data.path!r} holds no data set (no metadata.json), and data.synthetic would '
+            f'generate the synthetic log there, but feature spec {config.feature_spec} reads columns that log does '
+            f'not have ({", ".join(missing[:5])}{", …" if len(missing) > 5 else ""}): check data.path, or remove '
+            'data.synthetic')
     print(f'[data] generating the {preset!r} synthetic data set into {config.data.path}', flush=True)
     data.generate_and_write(generator_config, config.data.path, formats=(config.data.format,))
 

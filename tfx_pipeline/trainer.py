@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
 import absl.logging  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 
@@ -82,7 +83,7 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
                                                   mode='min' if watched.endswith(('loss', 'mse')) else 'max',
                                                   patience=config.early_stopping_patience),
-                 _EpochLogger(), *callbacks]
+                 _EpochLogger(), NonFiniteLossGuard(), *callbacks]
     if config.learning_rate_decay != 1.0:
         callbacks.append(tf.keras.callbacks.LearningRateScheduler(
             lambda epoch: config.learning_rate * config.learning_rate_decay ** epoch))
@@ -102,6 +103,27 @@ def early_stopping_metric(model, config: TrainingConfig) -> str:
         raise ValueError(f'training.early_stopping_metric: model {config.model!r} reports no metric {watched!r}; it '
                          f'reports {reported}')
     return watched
+
+
+class NonFiniteLossGuard(tf.keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite, with FloatingPointError naming the epoch and
+    step (Keras would go on and the Trainer report success, leaving the Evaluator to fail on NaN scores)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get('loss')
+        if loss is not None and not np.isfinite(loss):
+            self.model.stop_training = True
+            raise FloatingPointError(
+                f'training loss is {loss} at epoch {self.epoch + 1}, step {batch + 1}: training stopped. Look for '
+                'NaN or infinite values in the numeric inputs (ExampleValidator\'s statistics), or lower '
+                'training.learning_rate.')
 
 
 class _EpochLogger(tf.keras.callbacks.Callback):

@@ -373,3 +373,24 @@ def test_serialized_lists_equal_tf_examples():
         'none': tf.train.Feature(int64_list=tf.train.Int64List()),
         'no_names': tf.train.Feature(bytes_list=tf.train.BytesList())}))
     assert tf.train.Example.FromString(common.serialize_example(row, columns)) == expected
+
+
+CRITEO_LINE = '1' + '\t1' * 13 + '\tab' * 26 + '\n'
+
+
+@pytest.mark.parametrize('fmt,data,line', [
+    ('criteo', (CRITEO_LINE * 3).encode() + b'0' + b'\t1' * 13 + b'\tab' * 25 + b'\ta\xffb\n', 4),
+    ('libfm', b'1 0:1:1 1:2:1\n-1 0:1:1 1:\xe9:1\n', 2),
+    ('amazon', b'1\tA1\tB1\tBooks\tB2\tBooks\n1\tA1\tB\xc3\tBooks\tB2\tBooks\n', 2),
+    ('criteo', (CRITEO_LINE + '\t' * 39 + '\n' + CRITEO_LINE).encode(), 2),   # a line of only tabs is a line
+    ('amazon', b'1\tA1\tB1\tBooks\tB2\tBooks\n\t\t\t\t\t\n', 2),
+])
+def test_cli_names_the_line_of_bad_bytes_and_of_a_line_of_tabs(tmp_path, capsys, fmt, data, line):
+    source = tmp_path / 'bad.txt'
+    source.write_bytes(data)
+    assert cli.main([fmt, '--input', str(source), '--out', str(tmp_path / 'out')]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f'error: {source}:{line}:'), error
+    if b'\t\t\t' not in data:
+        assert 'not valid UTF-8' in error and 'character' in error, error
+    assert not (tmp_path / 'out').exists()

@@ -73,13 +73,24 @@ def split_assignment(sizes: Sequence[int], method: str, seed: int) -> Iterator[s
 
 
 def open_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """``(line number from 1, line without its end)`` of a text file, gzipped if it ends in ``.gz``; blank lines
-    are skipped."""
+    """``(line number from 1, line without its end)`` of a UTF-8 text file, gzipped if it ends in ``.gz``. Empty
+    lines (nothing, or spaces only) are skipped; a line holding tabs is a line (of empty fields: its format's parser
+    says what is wrong with it).
+
+    Raises:
+        InputError: a line is not valid UTF-8 (naming the line and the column of the first bad byte).
+    """
     opener = gzip.open if str(path).endswith('.gz') else open
-    with opener(path, 'rt', encoding='utf-8', newline='') as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip('\r\n')
-            if line.strip():
+    with opener(path, 'rb') as f:
+        for number, raw in enumerate(f, start=1):
+            raw = raw.rstrip(b'\r\n')
+            try:
+                line = raw.decode('utf-8')
+            except UnicodeDecodeError as e:
+                column = len(raw[:e.start].decode('utf-8', 'replace')) + 1
+                raise InputError(path, number, None, f'not valid UTF-8: byte 0x{raw[e.start]:02x} at character '
+                                 f'{column} (re-encode the file as UTF-8)') from None
+            if line.strip(' '):
                 yield number, line
 
 

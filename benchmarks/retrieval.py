@@ -79,7 +79,7 @@ def main(argv=None):
     test_data = experiment.retrieval_test_data(prepared)
     feed = None
     if args.item_feed:
-        data_dir = os.path.join(args.workdir, f'{args.preset}-{args.seed}', 'data')
+        data_dir = os.path.dirname(os.path.dirname(os.path.dirname(prepared.raw['train'])))  # <dir>/tfrecord/train/*
         feed = os.path.join(data_dir, 'tfrecord', data.ITEMS, '*')
         if not glob.glob(feed):   # data written before the generator wrote its feed
             data.write_item_feed(data.item_feed(generator), data_dir, ('tfrecord',))

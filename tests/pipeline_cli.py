@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 
+from tfx_pipeline.data.synthetic import ITEMS
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,7 +26,7 @@ def write_config(tmp_path, data_dir, name, data_format='tfrecord', auc_floor=0.5
     training = {'model': 'din', 'epochs': 2, 'batch_size': 256, 'learning_rate': 0.002, **training}
     path = tmp_path / f'{name}.yaml'
     data = {'path': str(data_dir), 'format': data_format}
-    feed = os.path.join(str(data_dir), data_format, 'items')
+    feed = os.path.join(str(data_dir), data_format, ITEMS)
     if os.path.isdir(feed):
         data['item_feed'] = os.path.join(feed, '*')
     path.write_text(json.dumps({

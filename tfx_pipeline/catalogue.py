@@ -177,36 +177,30 @@ def item_feed_examples(spec: spec_lib.FeatureSpec, pattern: str, data_format: st
         raise ValueError(f'{spec.path}: candidate columns {lists} are lists; the item feed keeps one value per column')
     items: Dict[str, bytes] = {}
     for path in files:
-        if data_format == schema_lib.TFRECORD:
-            records = (record.numpy() for record in tf.data.TFRecordDataset([path]))
-        else:
-            records = read_csv(path, spec, required=columns)
-        while True:
-            batch = list(itertools.islice(records, BATCH))
-            if not batch:
-                break
-            try:
-                parsed = tf.io.parse_example(tf.constant(batch), parsing)
-            except tf.errors.InvalidArgumentError as e:
-                raise ValueError(f'item feed {path}: {e.message}') from None
-            values = {c: parsed[c].numpy().reshape(len(batch)) for c in columns}
-            for i, raw_id in enumerate(values[item_column]):
-                token = token_text(raw_id)
-                if token not in known:
-                    example = tf.train.Example()
-                    for c in columns:
-                        example.features.feature[c].CopyFrom(_feature(values[c][i]))
-                    items[token] = example.SerializeToString()
+        try:
+            for parsed in _parsed_batches(path, spec, data_format, parsing, required=columns):
+                values = {c: parsed[c].numpy().reshape(-1) for c in columns}
+                for i, raw_id in enumerate(values[item_column]):
+                    token = token_text(raw_id)
+                    if token not in known:
+                        example = tf.train.Example()
+                        for c in columns:
+                            example.features.feature[c].CopyFrom(_feature(values[c][i]))
+                        items[token] = example.SerializeToString()
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(f'item feed {path}: {e.message}') from None
     return list(items), list(items.values())
 
 
-def _parsed_batches(pattern: str, spec: spec_lib.FeatureSpec, data_format: str, parsing) -> Iterator[Dict]:
-    """The raw files' examples (as served) parsed with ``parsing``, in batches."""
+def _parsed_batches(pattern: str, spec: spec_lib.FeatureSpec, data_format: str, parsing,
+                    required: Sequence[str] = ()) -> Iterator[Dict]:
+    """The raw files' examples (as served) parsed with ``parsing``, in batches (a CSV header must hold
+    ``required``)."""
+    files = sorted(tf.io.gfile.glob(pattern))
     if data_format == schema_lib.TFRECORD:
-        files = sorted(tf.io.gfile.glob(pattern))
         yield from tf.data.TFRecordDataset(files).batch(BATCH).map(lambda x: tf.io.parse_example(x, parsing))
         return
-    stream = (serialized for serialized, _ in labelled_examples(pattern, spec, data_format))
+    stream = (serialized for path in files for serialized in read_csv(path, spec, required))
     while True:
         batch = list(itertools.islice(stream, BATCH))
         if not batch:

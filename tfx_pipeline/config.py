@@ -96,7 +96,8 @@ class DataConfig:
         if self.item_feed:
             return self.item_feed, True
         if self.synthetic is not None:
-            return self.split_pattern('items'), False
+            from tfx_pipeline.data.synthetic import ITEMS  # pylint: disable=import-outside-toplevel
+            return self.split_pattern(ITEMS), False
         return None, False
 
 

@@ -131,7 +131,8 @@ class RetrievalServingModel(tf.Module):
     def _transform(self, raw):
         return self.tft_layer(_join_lists(raw, self._joined_lists))
 
-    def _context_features(self, context):
+    def context_features(self, context):
+        """The transformed features of raw context examples (the candidate columns as placeholders)."""
         raw = _parse(context, self._context_parsing)
         return self._transform({**_placeholders(self._candidate_parsing, tf.shape(context)[0]), **raw})
 
@@ -139,17 +140,22 @@ class RetrievalServingModel(tf.Module):
         features = self._transform({**_placeholders(self._context_parsing, rows), **raw})
         return {name: features[name] for name in self._item_features}
 
-    def _query(self, context, features=None):
-        features = self._context_features(context) if features is None else features
+    def query(self, context, features=None):
+        """``(query [N, d] or [N, K, d], interest mask or None)`` of raw context examples."""
+        features = self.context_features(context) if features is None else features
         query = self.model.query_embedding(features, training=False)
         return query if isinstance(query, tuple) else (query, None)
 
+    def cold(self, features):
+        """bool ``[N, 1]``: the rows without history, which get the popularity list."""
+        return tf.equal(features[self.model.model_inputs.sequence_length], 0)[:, tf.newaxis]
+
     def _retrieve(self, context, k, exclude=None):
-        features = self._context_features(context)
-        query, interest_mask = self._query(context, features)
+        features = self.context_features(context)
+        query, interest_mask = self.query(context, features)
         scores = self.model.scores(query, self.index, interest_mask)                  # [N, n]
         if self.popularity is not None:   # a user without history: the recent popularity list
-            cold = tf.equal(features[self.model.model_inputs.sequence_length], 0)[:, tf.newaxis]
+            cold = self.cold(features)
             scores = tf.where(cold, self.popularity[tf.newaxis, :], scores)
         if exclude is not None:
             rows, width = tf.shape(exclude, out_type=tf.int64)[0], tf.shape(exclude, out_type=tf.int64)[1]
@@ -187,7 +193,7 @@ class RetrievalServingModel(tf.Module):
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CONTEXT)])
     def embed_query(self, context):
-        query, interest_mask = self._query(context)
+        query, interest_mask = self.query(context)
         outputs = {signatures.EMBEDDINGS: query}
         if interest_mask is not None:
             outputs[signatures.INTEREST_MASK] = interest_mask

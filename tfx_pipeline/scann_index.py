@@ -85,13 +85,13 @@ class ScannRetrievalModel(tf.Module):
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=signatures.CONTEXT),
                                                    tf.TensorSpec([], tf.int32, name=signatures.K)])
     def retrieve(self, context, k):
-        features = self.base._context_features(context)  # pylint: disable=protected-access
-        query, _ = self.base._query(context, features)    # pylint: disable=protected-access
+        features = self.base.context_features(context)
+        query, _ = self.base.query(context, features)
         searcher = _scann().scann_ops.searcher_from_module(self.searcher)
         neighbors, scores = searcher.search_batched(query, final_num_neighbors=self.max_k)
         neighbors = tf.cast(neighbors, tf.int32)
         if self.popular is not None:   # a user without history: the recent popularity list, as `retrieve` serves
-            cold = tf.equal(features[self.base.model.model_inputs.sequence_length], 0)[:, tf.newaxis]
+            cold = self.base.cold(features)
             rows = tf.shape(query)[0]
             neighbors = tf.where(cold, tf.tile(self.popular[0][tf.newaxis], [rows, 1]), neighbors)
             scores = tf.where(cold, tf.tile(self.popular[1][tf.newaxis], [rows, 1]), scores)

@@ -61,27 +61,16 @@ def generate_and_write(config: synthetic.GeneratorConfig, out_dir, formats: Sequ
 
 
 def write_item_feed(feed: synthetic.Split, out_dir, formats: Sequence[str] = FORMATS) -> None:
-    """The item feed in each format, one file ``<format>/items/part-00000.<format>`` (module docstring)."""
+    """The item feed in each format, one file ``<format>/items/part-00000.<format>`` (module docstring), by the
+    log's encoders."""
     columns = synthetic.ITEM_FEED_COLUMNS
     for fmt in formats:
         path = pathlib.Path(out_dir) / fmt / synthetic.ITEMS / f'part-00000.{fmt}'
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == 'csv':
-            lines = [','.join(columns)] + [','.join(str(feed[c][i]) if c not in FLOAT_COLUMNS else
-                                                    str(np.float32(feed[c][i])) for c in columns)
-                                           for i in range(len(feed['item_id']))]
-            path.write_text('\n'.join(lines) + '\n')
-            continue
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        with tf.io.TFRecordWriter(str(path)) as writer:
-            for i in range(len(feed['item_id'])):
-                example = tf.train.Example()
-                for c in columns:
-                    if c in FLOAT_COLUMNS:
-                        example.features.feature[c].float_list.value.append(float(feed[c][i]))
-                    else:
-                        example.features.feature[c].int64_list.value.append(int(feed[c][i]))
-                writer.write(example.SerializeToString())
+            path.write_bytes((','.join(columns) + '\n').encode() + csv_bytes(feed, columns))
+        else:
+            _write_tfrecord(path, [feed], columns)
 
 
 def _write_metadata(out_dir, metadata: dict) -> dict:
@@ -142,20 +131,21 @@ def _write_shard(paths: Dict[str, pathlib.Path], split: synthetic.Split) -> None
 # TFRecord.
 
 
-def _write_tfrecord(path, blocks: Sequence[synthetic.Split]) -> None:
+def _write_tfrecord(path, blocks: Sequence[synthetic.Split], columns: Sequence[str] = COLUMNS) -> None:
     """Frame each block's serialised tf.Examples as TFRecords (TensorFlow computes the CRCs)."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     with tf.io.TFRecordWriter(str(path)) as writer:
         for block in blocks:
-            buffer, offsets = serialize_examples(block)
+            buffer, offsets = serialize_examples(block, columns)
             data = buffer.tobytes()
             for begin, end in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
                 writer.write(data[begin:end])
 
 
-def serialize_examples(split: synthetic.Split) -> Tuple[np.ndarray, np.ndarray]:
-    """The rows of ``split`` as serialised tf.Examples, encoded column-wise in NumPy: ``(bytes, offsets)``, row r
-    being ``bytes[offsets[r]:offsets[r + 1]]``.
+def serialize_examples(split: synthetic.Split, columns: Sequence[str] = COLUMNS
+                       ) -> Tuple[np.ndarray, np.ndarray]:
+    """The rows of ``split`` (its ``columns``) as serialised tf.Examples, encoded column-wise in NumPy: ``(bytes,
+    offsets)``, row r being ``bytes[offsets[r]:offsets[r + 1]]``.
 
     Wire format (protobuf; ⟨n⟩ is the varint of n, |x| the length of x)::
 
@@ -165,16 +155,16 @@ def serialize_examples(split: synthetic.Split) -> Tuple[np.ndarray, np.ndarray]:
         List     = 0x0A ⟨|payload|⟩ payload, or nothing for an empty list (the feature is present but empty)
         payload  = the values' varints (int64) or little-endian float32s
     """
-    rows = split['click'].size
-    columns = [_EncodedColumn(name, split[name], rows) for name in COLUMNS]
-    sizes = np.stack([c.entry_size + 1 + _varint_size(c.entry_size) for c in columns], axis=1)
+    rows = _rows(split, columns)
+    encoded = [_EncodedColumn(name, split[name], rows) for name in columns]
+    sizes = np.stack([c.entry_size + 1 + _varint_size(c.entry_size) for c in encoded], axis=1)
     features_size = sizes.sum(axis=1)
     row_size = 1 + _varint_size(features_size) + features_size
     offsets = np.r_[0, np.cumsum(row_size)]
     buffer = np.empty(int(offsets[-1]), dtype=np.uint8)
     buffer[offsets[:-1]] = 0x0A
     position = _put_varints(buffer, offsets[:-1] + 1, features_size)
-    for column, size in zip(columns, sizes.T):
+    for column, size in zip(encoded, sizes.T):
         column.put(buffer, position)
         position = position + size
     return buffer, offsets
@@ -270,26 +260,31 @@ _ZERO_WORD = np.frombuffer(b'\0\0\0' b'0', dtype=np.uint32)[0]
 _SPACE_WORD = np.frombuffer(b' \0\0\0', dtype=np.uint32)[0]
 
 
-def csv_bytes(split: synthetic.Split) -> bytes:
-    """CSV lines (no header) of the rows of ``split``, columns in COLUMNS order.
+def csv_bytes(split: synthetic.Split, columns: Sequence[str] = COLUMNS) -> bytes:
+    """CSV lines (no header) of the rows of ``split``, its ``columns`` in that order.
 
     A list's values are separated by ' ', fields by ',', rows end with '\n'; an empty list is an empty token.
     """
-    rows = split['click'].size
-    counts = np.stack([_token_counts(split[name], rows) for name in COLUMNS], axis=1)
+    rows = _rows(split, columns)
+    counts = np.stack([_token_counts(split[name], rows) for name in columns], axis=1)
     row_starts = np.cumsum(counts.sum(axis=1)) - counts.sum(axis=1)
     starts = np.cumsum(counts, axis=1) - counts + row_starts[:, None]
     words = [_float_words(_values(split[name])) if name in FLOAT_COLUMNS else _int_words(_values(split[name]))
-             for name in COLUMNS]
+             for name in columns]
     tokens = np.zeros((int(counts.sum()), max(w.shape[1] for w in words)), dtype=np.uint32)
-    for k, name in enumerate(COLUMNS):
+    for k, name in enumerate(columns):
         column = split[name]
         index = synthetic.ragged_arange(starts[:, k], column.row_lengths) if name in LIST_COLUMNS else starts[:, k]
         tokens[index, :words[k].shape[1]] = words[k]
-        separator = ord(',') if k < len(COLUMNS) - 1 else ord('\n')
+        separator = ord(',') if k < len(columns) - 1 else ord('\n')
         tokens.view(np.uint8)[starts[:, k] + counts[:, k] - 1, 4 * words[k].shape[1] - 4] = separator
     text = tokens.view(np.uint8)
     return text[text != 0].tobytes()
+
+
+def _rows(split: synthetic.Split, columns: Sequence[str]) -> int:
+    column = split[columns[0]]
+    return len(column.row_lengths) if isinstance(column, Ragged) else len(column)
 
 
 def _values(column: synthetic.Column) -> np.ndarray:

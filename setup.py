@@ -31,7 +31,7 @@ setup(
         'pyyaml>=6',
     ],
     extras_require={
-        'dev': ['pytest>=8', 'pytest-timeout>=2', 'scann==1.3.2'],   # scann: to test the optional index
+        'dev': ['pytest>=8', 'pytest-timeout>=2', 'hypothesis>=6', 'scann==1.3.2'],   # scann: to test the optional index
         'bench': ['matplotlib==3.10.9'],   # the benchmarks' plots
         'scann': ['scann==1.3.2'],          # the optional ScaNN index (tfx_pipeline/scann_index.py)
     },

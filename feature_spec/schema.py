@@ -42,13 +42,17 @@ def serving_feature_spec(spec: spec_lib.FeatureSpec, data_format: str = TFRECORD
 
 
 def schema(spec: spec_lib.FeatureSpec, data_format: str = TFRECORD) -> schema_pb2.Schema:
-    """TFMD schema of the raw data: required scalars, list columns, each with the spec's type; labels in {0, 1}."""
+    """TFMD schema of the raw data: required scalars, list columns, each with the spec's type; labels in {0, 1};
+    float columns finite (ExampleValidator reports a NaN or an infinity, which would make the loss NaN)."""
     result = schema_utils.schema_from_feature_spec(raw_feature_spec(spec, data_format))
     labels = {c.source for c in spec.of_kind(spec_lib.LABEL)}
     for feature in result.feature:
         if feature.name in labels and feature.type == schema_pb2.INT:
             feature.int_domain.min = 0
             feature.int_domain.max = 1
+        elif feature.type == schema_pb2.FLOAT:
+            feature.float_domain.disallow_nan = True
+            feature.float_domain.disallow_inf = True
     return result
 
 

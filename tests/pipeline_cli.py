@@ -36,10 +36,11 @@ def write_config(tmp_path, data_dir, name, data_format='tfrecord', auc_floor=0.5
     return str(path)
 
 
-def sample_predictions(run_dir, trainer='Trainer', head='probabilities'):
+def sample_predictions(run_dir, trainer='Trainer', head='probabilities', model_run='*'):
     """The logged examples and the in-process probabilities of ``head`` (or, with ``head=None``, ``{output:
-    values}`` of every served output) a run's Trainer recorded (``sample_predictions.json``)."""
-    [sample_file] = glob.glob(os.path.join(str(run_dir), 'pipeline', trainer, 'model_run', '*',
+    values}`` of every served output) a run's Trainer recorded (``sample_predictions.json``; ``model_run``: the
+    execution's directory when the Trainer ran more than once)."""
+    [sample_file] = glob.glob(os.path.join(str(run_dir), 'pipeline', trainer, 'model_run', model_run,
                                            'sample_predictions.json'))
     with open(sample_file) as f:
         sample = json.load(f)

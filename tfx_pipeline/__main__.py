@@ -2,6 +2,11 @@
 
     python -m tfx_pipeline models
     python -m tfx_pipeline run --config tfx_pipeline/configs/demo.yaml --set training.model=deepfm
+    python -m tfx_pipeline run --data data/amazon --set training.model=din     # an importer's output
+
+``run --data DIR`` runs on a directory an importer wrote (:mod:`tfx_pipeline.importers`): ``data.path`` = DIR,
+``feature_spec`` = DIR/feature_spec.yaml, TFRecord files, no synthetic data, and the run named after DIR (``--set``
+overrides any of these); the importer's warnings (metadata.json) are printed first.
 
 ``run`` checks the config, the model, the feature spec and the data before any component starts, generates the
 synthetic data set if the config asks for one that is not there yet, runs the pipeline, and prints a one-line
@@ -13,6 +18,7 @@ import dataclasses
 import json
 import os
 import sys
+from typing import List, Optional
 
 from feature_spec import ensure_legacy_keras
 
@@ -30,6 +36,8 @@ def main(argv=None) -> int:
     run.add_argument('--config', help='pipeline config YAML (default: built-in defaults)')
     run.add_argument('--set', action='append', default=[], metavar='SECTION.KEY=VALUE',
                      help='override a config value (repeatable), e.g. --set training.model=deepfm')
+    run.add_argument('--data', metavar='DIR', help='a directory written by python -m tfx_pipeline.importers: its '
+                                                   'data and feature spec (see above)')
     args = parser.parse_args(argv)
 
     if args.command == 'models':
@@ -37,7 +45,7 @@ def main(argv=None) -> int:
         print('\n'.join(registry.names()))
         return 0
     try:
-        config = config_lib.load(args.config, args.set)
+        config = config_lib.load(args.config, _data_overrides(args.data) + args.set)
         _generate_if_missing(config)
         from tfx_pipeline import validation  # pylint: disable=g-import-not-at-top
         spec = validation.validate(config)
@@ -45,6 +53,26 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     return _run(config, spec)
+
+
+def _data_overrides(directory: Optional[str]) -> List[str]:
+    """The config overrides of ``run --data DIR`` (module docstring); prints the importer's warnings."""
+    if directory is None:
+        return []
+    from tfx_pipeline.importers import common  # pylint: disable=g-import-not-at-top
+    spec = os.path.join(directory, common.SPEC_FILE)
+    if not os.path.isfile(spec):
+        raise config_lib.ConfigError(f'--data {directory}: no {common.SPEC_FILE} there; give a directory written by '
+                                     'python -m tfx_pipeline.importers (or use --set data.path=… --set '
+                                     'feature_spec=…)')
+    metadata_path = os.path.join(directory, common.METADATA_FILE)
+    if os.path.isfile(metadata_path):
+        with open(metadata_path) as f:
+            for warning in json.load(f).get('warnings', []):
+                print(f'[data] warning: {warning}', file=sys.stderr, flush=True)
+    name = os.path.basename(os.path.normpath(os.path.abspath(directory)))
+    return [f'data.path={json.dumps(directory)}', f'feature_spec={json.dumps(spec)}', 'data.synthetic=null',
+            'data.format=tfrecord', f'name={json.dumps(name)}']
 
 
 def _generate_if_missing(config: config_lib.PipelineConfig) -> None:

@@ -24,6 +24,7 @@ Every unknown key, wrong type or impossible value raises :class:`ConfigError` na
 
 import dataclasses
 import os
+import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
@@ -35,6 +36,21 @@ FORMATS = ('tfrecord', 'csv')
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key at fault."""
+
+
+class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+    """YAML's safe loader, with ``1e-9`` and ``3E5`` read as numbers (YAML 1.1 needs a dot: ``1.0e-9``), so
+    ``--set training.learning_rate=1e-4`` or an ``l2: 1e-3`` hparam is a float, not a string."""
+
+
+_Loader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$''', re.X),
+    list('-+0123456789.'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +178,7 @@ def load(path: Optional[str] = None, overrides: Sequence[str] = ()) -> PipelineC
         if not os.path.exists(path):
             raise ConfigError(f'config file not found: {path}')
         with open(path) as f:
-            raw = yaml.safe_load(f) or {}
+            raw = yaml.load(f, Loader=_Loader) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f'{path}: a config is a mapping of sections')
     for override in overrides:
@@ -189,7 +205,7 @@ def _apply_override(raw: Dict[str, Any], override: str) -> None:
         node = node.setdefault(parent, {})
         if not isinstance(node, dict):
             raise ConfigError(f'override {override!r}: {parent!r} is not a section')
-    node[leaf] = yaml.safe_load(value)
+    node[leaf] = yaml.load(value, Loader=_Loader)
 
 
 def _build(cls, values: Mapping[str, Any], where: str):

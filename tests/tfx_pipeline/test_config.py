@@ -100,3 +100,13 @@ def test_a_mistyped_data_path_is_not_filled_with_synthetic_data_the_spec_cannot_
     error = capsys.readouterr().err
     assert 'check data.path' in error and 'shelf_price' in error and str(typo) in error
     assert not typo.exists()
+
+
+def test_exponent_numbers_are_numbers_in_overrides_files_and_hparams(tmp_path):
+    """YAML 1.1 reads 1e-4 (no dot) as a string; the config reads it as the number a user means."""
+    path = tmp_path / 'c.yaml'
+    path.write_text('training: {learning_rate: 3e-4, hparams: {l2: 1E-3}}\n')
+    config = config_lib.load(str(path), ['training.hparams.dropout=1e-1', 'evaluation.auc_floor=5e-1'])
+    assert config.training.learning_rate == 3e-4 and config.evaluation.auc_floor == 0.5
+    assert dict(config.training.hparams) == {'l2': 1e-3, 'dropout': 0.1}
+    assert config_lib.load(None, ['name=1e3x']).name == '1e3x'

@@ -13,8 +13,10 @@ Formats: Criteo, libFM, Amazon (DIN/DIEN), the SASRec/BERT4Rec sequence files an
 
 sequence and movielens split leave-one-out per user (last item test, second-to-last eval), so they take no --splits.
 
-Prints one JSON line: rows and CTR per split, the feature spec's path and the seconds taken. A malformed input line
-exits with status 2 and a message naming the file, the line and the column, before anything is written.
+Prints one JSON line: rows and CTR per split, the feature spec's path, the warnings and the seconds taken; each
+warning (rows repeated across splits, a suspicious shape) also goes to stderr as a ``warning:`` line. A malformed
+input line exits with status 2 and a message naming the file, the line and the column; the output directory is then
+left as it was.
 """
 
 import argparse
@@ -61,12 +63,15 @@ def main(argv=None) -> int:
     except (ValueError, SpecError, OSError) as e:  # InputError and UnicodeDecodeError are ValueErrors
         print(f'error: {e}', file=sys.stderr)
         return 2
+    for warning in metadata.get('warnings', []):
+        print(f'warning: {warning}', file=sys.stderr)
     print(json.dumps({
         'format': args.format,
         'out': args.out,
         'rows': {name: split['rows'] for name, split in metadata['splits'].items()},
         'ctr': {name: split['ctr'] for name, split in metadata['splits'].items()},
         'feature_spec': metadata['feature_spec'],
+        'warnings': len(metadata.get('warnings', [])),
         'seconds': round(time.perf_counter() - start, 2),
     }), flush=True)
     return 0

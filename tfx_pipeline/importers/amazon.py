@@ -23,9 +23,15 @@ Choices:
 * Split: by line order by default (80/10/10 train/eval/test: the DIEN files are already split by user, so a
   ``local_train_splitByUser`` file imports as train and a held-out tail) or at random with a seed.
 * There are no timestamps in this format, hence no time-gap or behaviour-type side information.
+
+Checks beyond one line's: histories written with another separator than ``\\x02`` (``|``, ``,``, ``;``, a space,
+…) would each import as one unknown id. When no history of the file has more than one step and most non-empty
+histories hold one same such character, the import fails naming the first line and column holding it; when no
+history has more than one step otherwise, a warning says so (``metadata['warnings']``). Rows repeated across splits
+give a warning too (:class:`common.Duplicates`).
 """
 
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 from tfx_pipeline.importers import common
 
@@ -38,6 +44,7 @@ DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
 DEFAULT_MIN_FREQUENCY = 1
 DEFAULT_MAX_LENGTH = 100
 FORMAT = 'amazon'
+OTHER_SEPARATORS = ('|', ',', ';', ' ', '/', '\x01', '\x03', '\x1f')   # what a mis-written history may use
 
 
 def parse_line(path: str, number: int, line: str) -> Dict[str, object]:
@@ -108,16 +115,67 @@ def import_file(path: str, out_dir: str, fractions: Sequence[float] = DEFAULT_FR
     if split_method not in common.SPLIT_METHODS:
         raise ValueError(f'unknown split method {split_method!r}; known: {", ".join(common.SPLIT_METHODS)}')
     rows = longest = 0
+    duplicates = common.Duplicates(path)
+    separators = SeparatorCheck(path)
     for number, line in common.open_lines(path):
-        longest = max(longest, len(parse_line(path, number, line)['hist_item_id']))
+        row = parse_line(path, number, line)
+        longest = max(longest, len(row['hist_item_id']))
+        separators.add(number, row)
+        duplicates.add(line)
         rows += 1
     sizes = common.split_sizes(rows, fractions, path)
-    spec_path = common.write_spec(out_dir, f'Feature spec of {path}, written by tfx_pipeline.importers.amazon '
-                                  '(choices in its docstring).', feature_spec(min_frequency, max_length))
-    writer = common.SplitWriter(out_dir, DTYPES, LABEL)
-    for split, (number, line) in zip(common.split_assignment(sizes, split_method, seed), common.open_lines(path)):
-        writer.write(split, parse_line(path, number, line))
-    return common.write_metadata(out_dir, {
-        'format': FORMAT, 'source': str(path), 'feature_spec': spec_path, 'rows': rows, 'splits': writer.close(),
-        'split_method': split_method, 'fractions': list(fractions), 'seed': seed, 'min_frequency': min_frequency,
-        'max_length': max_length, 'longest_history': longest})
+    warnings = separators.check(longest)
+    codes = common.split_codes(sizes, split_method, seed)
+    duplicates.find(codes)
+    with common.StagedOutput(out_dir) as out:
+        common.write_spec(out.stage, f'Feature spec of {path}, written by tfx_pipeline.importers.amazon (choices in '
+                          'its docstring).', feature_spec(min_frequency, max_length))
+        writer = common.SplitWriter(out.stage, DTYPES, LABEL)
+        for split, number, line in duplicates.rows(codes, common.open_lines(path)):
+            writer.write(split, parse_line(path, number, line))
+        return common.write_metadata(out.stage, {
+            'format': FORMAT, 'source': str(path), 'feature_spec': out.path(common.SPEC_FILE), 'rows': rows,
+            'splits': writer.close(), 'split_method': split_method, 'fractions': list(fractions), 'seed': seed,
+            'min_frequency': min_frequency, 'max_length': max_length, 'longest_history': longest,
+            'duplicates': duplicates.metadata(), 'warnings': warnings + duplicates.warnings()})
+
+
+class SeparatorCheck:
+    """Finds histories written with another separator than ``HISTORY_SEPARATOR`` (module docstring)."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._histories = 0                      # non-empty item histories
+        self._holding: Dict[str, int] = {}      # candidate separator → histories holding it
+        self._first: Dict[str, tuple] = {}      # candidate separator → (line, column) of its first history
+
+    def add(self, number: int, row: Dict[str, object]) -> None:
+        for column in ('hist_item_id', 'hist_category'):
+            if len(row[column]) != 1:
+                continue
+            if column == 'hist_item_id':
+                self._histories += 1
+            for separator in OTHER_SEPARATORS:
+                if separator in row[column][0]:
+                    if column == 'hist_item_id':
+                        self._holding[separator] = self._holding.get(separator, 0) + 1
+                    self._first.setdefault(separator, (number, column))
+
+    def check(self, longest: int) -> List[str]:
+        """The warnings (every history at most one step); raises when a wrong separator is evident.
+
+        Raises:
+            common.InputError: no history has two steps and over half the non-empty histories hold one same
+                other separator (naming the first line and column holding it).
+        """
+        if longest > 1 or not self._histories:
+            return []
+        for separator, count in sorted(self._holding.items(), key=lambda item: -item[1]):
+            if count > self._histories / 2:
+                number, column = self._first[separator]
+                raise common.InputError(self._path, number, column, f'no history has more than one step, and '
+                                        f'{count} of the {self._histories} histories hold {separator!r}: the format '
+                                        f'separates history steps with {HISTORY_SEPARATOR!r} (Ctrl-B); rewrite the '
+                                        f"separator (e.g. tr '{separator}' '\\002' < FILE) or check the column order")
+        return [f'{self._path}: no history has more than one step ({self._histories} non-empty histories): if the '
+                f'histories are longer, their steps must be separated by {HISTORY_SEPARATOR!r} (Ctrl-B)']

@@ -44,7 +44,8 @@ def parse_line(path: str, number: int, line: str) -> Dict[str, object]:
     """One Criteo line → column → value (missing values replaced as the module docstring says).
 
     Raises:
-        common.InputError: not 40 columns, a label other than 0/1, or an integer column that is not an integer.
+        common.InputError: not 40 columns, a label other than 0/1, or an integer column that is not an integer
+            within int64.
     """
     fields = line.split('\t')
     if len(fields) != len(COLUMNS):
@@ -54,11 +55,7 @@ def parse_line(path: str, number: int, line: str) -> Dict[str, object]:
         raise common.InputError(path, number, 'label', f'label must be 0 or 1, got {fields[0]!r}')
     row = {LABEL: int(fields[0])}
     for name, text in zip(INTEGER_COLUMNS, fields[1:14]):
-        text = text.strip()
-        try:
-            row[name] = int(text) if text else MISSING_INTEGER
-        except ValueError:
-            raise common.InputError(path, number, name, f'not an integer: {text!r}') from None
+        row[name] = common.parse_int64(path, number, name, text) if text.strip() else MISSING_INTEGER
     for name, text in zip(CATEGORICAL_COLUMNS, fields[14:]):
         text = text.strip()
         row[name] = text or MISSING_TOKEN
@@ -88,21 +85,29 @@ def import_file(path: str, out_dir: str, fractions: Sequence[float] = DEFAULT_FR
     Raises:
         common.InputError: a malformed line (nothing is written then).
         ValueError: too few lines for the splits.
+
+    Rows repeated across splits give a warning (``metadata['warnings']``; :class:`common.Duplicates`).
     """
     if min_frequency < 1:
         raise ValueError(f'min_frequency must be >= 1, got {min_frequency}')
     rows = 0
+    duplicates = common.Duplicates(path)
     for number, line in common.open_lines(path):
         parse_line(path, number, line)
+        duplicates.add(line)
         rows += 1
     sizes = common.split_sizes(rows, fractions, path)
-    spec_path = common.write_spec(out_dir, f'Feature spec of {path}, written by tfx_pipeline.importers.criteo '
-                                  '(choices in its docstring).', feature_spec(min_frequency))
+    codes = common.split_codes(sizes, common.BY_ORDER, 0)
+    duplicates.find(codes)
     dtypes = {LABEL: 'int64', **{n: 'int64' for n in INTEGER_COLUMNS}, **{n: 'string' for n in CATEGORICAL_COLUMNS}}
-    writer = common.SplitWriter(out_dir, dtypes, LABEL)
-    for split, (number, line) in zip(common.split_assignment(sizes, common.BY_ORDER, 0), common.open_lines(path)):
-        writer.write(split, parse_line(path, number, line))
-    return common.write_metadata(out_dir, {
-        'format': FORMAT, 'source': str(path), 'feature_spec': spec_path, 'rows': rows, 'splits': writer.close(),
-        'split_method': common.BY_ORDER, 'fractions': list(fractions), 'min_frequency': min_frequency,
-        'missing_integer': MISSING_INTEGER, 'missing_token': MISSING_TOKEN})
+    with common.StagedOutput(out_dir) as out:
+        common.write_spec(out.stage, f'Feature spec of {path}, written by tfx_pipeline.importers.criteo (choices in '
+                          'its docstring).', feature_spec(min_frequency))
+        writer = common.SplitWriter(out.stage, dtypes, LABEL)
+        for split, number, line in duplicates.rows(codes, common.open_lines(path)):
+            writer.write(split, parse_line(path, number, line))
+        return common.write_metadata(out.stage, {
+            'format': FORMAT, 'source': str(path), 'feature_spec': out.path(common.SPEC_FILE), 'rows': rows,
+            'splits': writer.close(), 'split_method': common.BY_ORDER, 'fractions': list(fractions),
+            'min_frequency': min_frequency, 'missing_integer': MISSING_INTEGER, 'missing_token': MISSING_TOKEN,
+            'duplicates': duplicates.metadata(), 'warnings': duplicates.warnings()})

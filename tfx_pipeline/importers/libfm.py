@@ -26,7 +26,7 @@ Choices:
 import dataclasses
 import pathlib
 import re
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from tfx_pipeline.importers import common
 
@@ -54,7 +54,8 @@ def parse_line(path: str, number: int, line: str, scan: Scan) -> Tuple[int, Dict
     """One line → ``(label 0/1, field → (index, value))``; the first line fixes ``scan.variant`` and width.
 
     Raises:
-        common.InputError: a bad label, a malformed feature, a field given twice, or a change of variant or width.
+        common.InputError: a bad label, a malformed feature (field and index must be integers within int64, the
+            value a finite float32), a field given twice, or a change of variant or width.
     """
     tokens = line.split()
     try:
@@ -72,12 +73,9 @@ def parse_line(path: str, number: int, line: str, scan: Scan) -> Tuple[int, Dict
         if variant != scan.variant:
             raise common.InputError(path, number, column, f'{token!r} is {variant} but the file so far is '
                                                           f'{scan.variant}')
-        try:
-            field = int(parts[0]) if variant == WITH_FIELDS else position - 1
-            index, value = int(parts[-2]), float(parts[-1])
-        except ValueError:
-            raise common.InputError(path, number, column, f'{token!r}: field and index must be integers and value '
-                                                          'a number') from None
+        field = common.parse_int64(path, number, column, parts[0]) if variant == WITH_FIELDS else position - 1
+        index = common.parse_int64(path, number, column, parts[-2])
+        value = common.parse_float32(path, number, column, parts[-1])
         if field < 0 or index < 0:
             raise common.InputError(path, number, column, f'{token!r}: field and index must be >= 0')
         if field in features:
@@ -94,14 +92,17 @@ def parse_line(path: str, number: int, line: str, scan: Scan) -> Tuple[int, Dict
     return label, features
 
 
-def scan_file(path: str) -> Scan:
-    """The first pass: checks every line, counts them, collects fields and valued fields."""
+def scan_file(path: str, duplicates: Optional[common.Duplicates] = None) -> Scan:
+    """The first pass: checks every line, counts them, collects fields and valued fields (and adds every line to
+    ``duplicates``)."""
     scan = Scan()
     for number, line in common.open_lines(path):
         _, features = parse_line(path, number, line, scan)
         scan.rows += 1
         scan.fields.update(features)
         scan.valued.update(field for field, (_, value) in features.items() if value != 1.0)
+        if duplicates is not None:
+            duplicates.add(line)
     return scan
 
 
@@ -152,23 +153,28 @@ def import_file(path: str, out_dir: str, fractions: Sequence[float] = DEFAULT_FR
     Raises:
         common.InputError: a malformed line (nothing is written then).
         ValueError: too few lines for the splits, or a bad option.
+
+    Rows repeated across splits give a warning (``metadata['warnings']``; :class:`common.Duplicates`).
     """
     if min_frequency < 1:
         raise ValueError(f'min_frequency must be >= 1, got {min_frequency}')
     if split_method not in common.SPLIT_METHODS:
         raise ValueError(f'unknown split method {split_method!r}; known: {", ".join(common.SPLIT_METHODS)}')
-    scan = scan_file(path)
+    duplicates = common.Duplicates(path)
+    scan = scan_file(path, duplicates)
     sizes = common.split_sizes(scan.rows, fractions, path)
+    codes = common.split_codes(sizes, split_method, seed)
+    duplicates.find(codes)
     name = 'libfm_' + re.sub(r'\W+', '_', pathlib.Path(path).name.split('.')[0])
-    spec_path = common.write_spec(out_dir, f'Feature spec of {path}, written by tfx_pipeline.importers.libfm '
-                                  '(choices in its docstring).', feature_spec(name, scan, min_frequency))
-    writer = common.SplitWriter(out_dir, columns(scan), LABEL)
-    lines = common.open_lines(path)
-    for split, (number, line) in zip(common.split_assignment(sizes, split_method, seed), lines):
-        writer.write(split, to_row(*parse_line(path, number, line, scan), scan))
-    return common.write_metadata(out_dir, {
-        'format': FORMAT, 'variant': scan.variant, 'source': str(path), 'feature_spec': spec_path,
-        'rows': scan.rows, 'splits': writer.close(), 'split_method': split_method, 'fractions': list(fractions),
-        'seed': seed, 'min_frequency': min_frequency, 'fields': sorted(scan.fields),
-        'valued_fields': sorted(scan.valued), 'missing_index': MISSING_INDEX})
-
+    with common.StagedOutput(out_dir) as out:
+        common.write_spec(out.stage, f'Feature spec of {path}, written by tfx_pipeline.importers.libfm (choices in '
+                          'its docstring).', feature_spec(name, scan, min_frequency))
+        writer = common.SplitWriter(out.stage, columns(scan), LABEL)
+        for split, number, line in duplicates.rows(codes, common.open_lines(path)):
+            writer.write(split, to_row(*parse_line(path, number, line, scan), scan))
+        return common.write_metadata(out.stage, {
+            'format': FORMAT, 'variant': scan.variant, 'source': str(path), 'feature_spec': out.path(common.SPEC_FILE),
+            'rows': scan.rows, 'splits': writer.close(), 'split_method': split_method, 'fractions': list(fractions),
+            'seed': seed, 'min_frequency': min_frequency, 'fields': sorted(scan.fields),
+            'valued_fields': sorted(scan.valued), 'missing_index': MISSING_INDEX,
+            'duplicates': duplicates.metadata(), 'warnings': duplicates.warnings()})

@@ -50,10 +50,8 @@ must be sorted by time, which needs them all: 32 bytes a rating, ≈ 32 MB for M
 examples from them, user by user (users in increasing id, each user's examples in time order).
 """
 
-import gzip
-import math
 import re
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -74,7 +72,6 @@ DEFAULT_MIN_FREQUENCY = 1
 TIME_GAP_BUCKETS = 28
 SIDE_EMBEDDING_DIM = 8
 FORMAT = 'movielens'
-_INTEGER = re.compile(r'[+-]?\d+')
 _YEAR = re.compile(r'\((\d{4})\)\s*$')
 
 
@@ -88,13 +85,6 @@ def columns(with_movies: bool) -> Dict[str, str]:
         names.update(hist_genre='string', hist_year='int64')
     names['hist_time'] = 'int64'
     return names
-
-
-def _integer(path: str, number: int, column: str, text: str) -> int:
-    text = text.strip()
-    if not _INTEGER.fullmatch(text):
-        raise common.InputError(path, number, column, f'not an integer: {text!r}')
-    return int(text)
 
 
 def _fields(path: str, number: int, line: str, names: Tuple[str, ...]):
@@ -114,15 +104,10 @@ def parse_rating(path: str, number: int, line: str) -> Tuple[int, int, float, in
             finite number.
     """
     user_text, movie_text, rating_text, time_text = _fields(path, number, line, RATING_FIELDS)
-    user = _integer(path, number, 'UserID', user_text)
-    movie = _integer(path, number, 'MovieID', movie_text)
-    try:
-        rating = float(rating_text)
-    except ValueError:
-        rating = math.nan
-    if not math.isfinite(rating):
-        raise common.InputError(path, number, 'Rating', f'not a number: {rating_text.strip()!r}')
-    return user, movie, rating, _integer(path, number, 'Timestamp', time_text)
+    user = common.parse_int64(path, number, 'UserID', user_text)
+    movie = common.parse_int64(path, number, 'MovieID', movie_text)
+    rating = common.parse_float32(path, number, 'Rating', rating_text)
+    return user, movie, rating, common.parse_int64(path, number, 'Timestamp', time_text)
 
 
 def parse_movie(path: str, number: int, line: str) -> Tuple[int, str, int]:
@@ -133,22 +118,11 @@ def parse_movie(path: str, number: int, line: str) -> Tuple[int, str, int]:
         common.InputError: not 3 ``::``-separated fields or a non-integer MovieID.
     """
     movie_text, title, genres = _fields(path, number, line, MOVIE_FIELDS)
-    movie = _integer(path, number, 'MovieID', movie_text)
+    movie = common.parse_int64(path, number, 'MovieID', movie_text)
     listed = [g.strip() for g in genres.split(GENRE_SEPARATOR) if g.strip() and g.strip() != NO_GENRES]
     genre = re.sub(r'\s+', '_', listed[0]) if listed else MISSING_GENRE
     year = _YEAR.search(title)
     return movie, genre, int(year.group(1)) if year else MISSING_YEAR
-
-
-def _movie_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """``(line number, line)`` of ``movies.dat`` read as latin-1 (gzipped if it ends in ``.gz``); blank lines
-    skipped."""
-    opener = gzip.open if str(path).endswith('.gz') else open
-    with opener(path, 'rt', encoding=MOVIES_ENCODING, newline='') as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip('\r\n')
-            if line.strip():
-                yield number, line
 
 
 def read_movies(path: str) -> Dict[int, Tuple[str, int]]:
@@ -158,7 +132,7 @@ def read_movies(path: str) -> Dict[int, Tuple[str, int]]:
         common.InputError: a malformed line, or a MovieID listed twice.
     """
     movies = {}
-    for number, line in _movie_lines(path):
+    for number, line in common.open_lines(path, MOVIES_ENCODING):
         movie, genre, year = parse_movie(path, number, line)
         if movie in movies:
             raise common.InputError(path, number, 'MovieID', f'movie {movie} is listed twice')
@@ -244,54 +218,55 @@ def import_file(path: str, out_dir: str, movies: Optional[str] = None, max_lengt
     rows = sequence.split_rows(counts, path)
     with_movies = listed is not None
     dtypes = columns(with_movies)
-    spec_path = common.write_spec(out_dir, f'Feature spec of {path}, written by tfx_pipeline.importers.movielens '
-                                  '(choices in its docstring).', feature_spec(min_frequency, max_length, with_movies))
-    encoder = sequence.RecordEncoder(dtypes)
-    element = sequence.RecordEncoder.element
-    writer = sequence.RecordWriter(out_dir, dtypes, LABEL)
-    label = element('int64', 1)
-    cache: Dict[int, tuple] = {}               # movie → its encoded elements (item, genre, year)
-    unlisted = set()
-    for start, end in zip(starts.tolist(), ends.tolist()):
-        steps = []
-        for movie in rated[start:end].tolist():
-            encoded = cache.get(movie)
-            if encoded is None:
-                encoded = (element('int64', movie),)
-                if with_movies:
-                    if movie not in listed:
-                        unlisted.add(movie)
-                    genre, year = listed.get(movie, (MISSING_GENRE, MISSING_YEAR))
-                    encoded += (element('string', genre), element('int64', year))
-                cache[movie] = encoded
-            steps.append(encoded)
-        times = [element('int64', t) for t in timestamps[start:end].tolist()]
-        user = element('int64', int(users[start]))
-        count = end - start
-        for k in range(1, count):
-            lo = max(0, k - max_length)
-            history = steps[lo:k]
-            values = [label, user, *steps[k], times[k]]   # the order of columns(): item features, request_time,
-            values += [b''.join(step[c] for step in history) for c in range(len(steps[k]))]   # their histories,
-            values.append(b''.join(times[lo:k]))                                               # hist_time
-            writer.write_record(sequence.example_split(k, count), encoder.encode(values), 1)
-    splits = writer.close()
-    assert {name: splits[name]['rows'] for name in common.SPLITS} == rows, (splits, rows)
-    statistics = sequence.user_statistics(dict(enumerate(counts)), max_length)
-    return common.write_metadata(out_dir, {
-        'format': FORMAT, 'source': str(path), 'movies': None if movies is None else str(movies),
-        'feature_spec': spec_path, 'rows': sum(rows.values()), 'splits': splits, 'ratings': lines,
-        'interactions': len(users), 'filtered_ratings': lines - len(users), 'min_rating': min_rating,
-        'items': len(cache), 'movies_listed': None if listed is None else len(listed),
-        'unlisted_movies': None if listed is None else len(unlisted), **statistics, 'max_length': max_length,
-        'min_frequency': min_frequency, 'min_items': sequence.MIN_ITEMS, 'time_gap_buckets': TIME_GAP_BUCKETS,
-        'choices': {**sequence.choices(),
-                    'interactions': 'every rating' + (f' >= {min_rating}' if min_rating is not None else '') +
-                                    ' (implicit feedback), in timestamp order per user, ties in file order',
-                    'genre': 'the first listed genre (ML-1M lists them alphabetically), hist_genre shares '
-                             'vocabulary genre' if with_movies else 'no movies.dat: no genre',
-                    'year': 'release year from the title\'s "(YYYY)", 0 if none' if with_movies else
-                            'no movies.dat: no year',
-                    'time': 'request_time = the target\'s timestamp; hist_time_gap = log2 buckets of request_time - '
-                            'hist_time'}})
+    with common.StagedOutput(out_dir) as out:
+        common.write_spec(out.stage, f'Feature spec of {path}, written by tfx_pipeline.importers.movielens '
+                          '(choices in its docstring).', feature_spec(min_frequency, max_length, with_movies))
+        encoder = sequence.RecordEncoder(dtypes)
+        element = sequence.RecordEncoder.element
+        writer = sequence.RecordWriter(out.stage, dtypes, LABEL)
+        label = element('int64', 1)
+        cache: Dict[int, tuple] = {}               # movie → its encoded elements (item, genre, year)
+        unlisted = set()
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            steps = []
+            for movie in rated[start:end].tolist():
+                encoded = cache.get(movie)
+                if encoded is None:
+                    encoded = (element('int64', movie),)
+                    if with_movies:
+                        if movie not in listed:
+                            unlisted.add(movie)
+                        genre, year = listed.get(movie, (MISSING_GENRE, MISSING_YEAR))
+                        encoded += (element('string', genre), element('int64', year))
+                    cache[movie] = encoded
+                steps.append(encoded)
+            times = [element('int64', t) for t in timestamps[start:end].tolist()]
+            user = element('int64', int(users[start]))
+            count = end - start
+            for k in range(1, count):
+                lo = max(0, k - max_length)
+                history = steps[lo:k]
+                values = [label, user, *steps[k], times[k]]   # the order of columns(): item features, request_time,
+                values += [b''.join(step[c] for step in history) for c in range(len(steps[k]))]   # their histories,
+                values.append(b''.join(times[lo:k]))                                               # hist_time
+                writer.write_record(sequence.example_split(k, count), encoder.encode(values), 1)
+        splits = writer.close()
+        assert {name: splits[name]['rows'] for name in common.SPLITS} == rows, (splits, rows)
+        statistics = sequence.user_statistics(dict(enumerate(counts)), max_length)
+        return common.write_metadata(out.stage, {
+            'format': FORMAT, 'source': str(path), 'movies': None if movies is None else str(movies),
+            'feature_spec': out.path(common.SPEC_FILE), 'rows': sum(rows.values()), 'splits': splits, 'ratings': lines,
+            'interactions': len(users), 'filtered_ratings': lines - len(users), 'min_rating': min_rating,
+            'items': len(cache), 'movies_listed': None if listed is None else len(listed),
+            'unlisted_movies': None if listed is None else len(unlisted), **statistics, 'max_length': max_length,
+            'min_frequency': min_frequency, 'min_items': sequence.MIN_ITEMS, 'time_gap_buckets': TIME_GAP_BUCKETS,
+            'choices': {**sequence.choices(),
+                        'interactions': 'every rating' + (f' >= {min_rating}' if min_rating is not None else '') +
+                                        ' (implicit feedback), in timestamp order per user, ties in file order',
+                        'genre': 'the first listed genre (ML-1M lists them alphabetically), hist_genre shares '
+                                 'vocabulary genre' if with_movies else 'no movies.dat: no genre',
+                        'year': 'release year from the title\'s "(YYYY)", 0 if none' if with_movies else
+                                'no movies.dat: no year',
+                        'time': 'request_time = the target\'s timestamp; hist_time_gap = log2 buckets of '
+                                'request_time - hist_time'}})
 

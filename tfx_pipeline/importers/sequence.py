@@ -58,7 +58,6 @@ DEFAULT_MAX_LENGTH = 50
 DEFAULT_MIN_FREQUENCY = 1
 EMBEDDING_DIM = 50         # SASRec's d
 FORMAT = 'sequence'
-_INT64_MASK = 0xFFFFFFFFFFFFFFFF
 _varint = common._varint  # pylint: disable=protected-access
 
 
@@ -149,7 +148,7 @@ class RecordEncoder:
             encoded = value.encode()
             return b'\x0a' + _varint(len(encoded)) + encoded
         if dtype == 'int64':
-            return _varint(value & _INT64_MASK)
+            return common.int64_varint(value)
         return struct.pack('<f', value)
 
     def encode(self, values: Sequence[bytes]) -> bytes:
@@ -223,31 +222,33 @@ def import_file(path: str, out_dir: str, max_length: int = DEFAULT_MAX_LENGTH,
         items.add(item)
         interactions += 1
     rows = split_rows(counts.values(), path)
-    spec_path = common.write_spec(out_dir, f'Feature spec of {path}, written by tfx_pipeline.importers.sequence '
-                                  '(choices in its docstring).', feature_spec(min_frequency, max_length))
-    encoder = RecordEncoder(DTYPES)
-    writer = RecordWriter(out_dir, DTYPES, LABEL)
-    label = RecordEncoder.element('int64', 1)
-    elements: Dict[str, bytes] = {}           # item → its encoded element, shared by every history holding it
-    histories: Dict[str, collections.deque] = {}   # user → encoded elements of the most recent items
-    positions: Dict[str, int] = collections.Counter()  # user → items seen so far
-    for number, line in common.open_lines(path):
-        user, item = parse_line(path, number, line)
-        element = elements.get(item)
-        if element is None:
-            element = elements[item] = RecordEncoder.element('string', item)
-        history = histories.get(user)
-        if history is None:
-            history = histories[user] = collections.deque(maxlen=max_length)
-        split = example_split(positions[user], counts[user])
-        if split is not None:
-            user_element = RecordEncoder.element('string', user)
-            writer.write_record(split, encoder.encode((label, user_element, element, b''.join(history))), 1)
-        history.append(element)
-        positions[user] += 1
-    splits = writer.close()
-    assert {name: splits[name]['rows'] for name in common.SPLITS} == rows, (splits, rows)
-    return common.write_metadata(out_dir, {
-        'format': FORMAT, 'source': str(path), 'feature_spec': spec_path, 'rows': sum(rows.values()),
-        'splits': splits, 'interactions': interactions, 'items': len(items), **user_statistics(counts, max_length),
-        'max_length': max_length, 'min_frequency': min_frequency, 'min_items': MIN_ITEMS, 'choices': choices()})
+    with common.StagedOutput(out_dir) as out:
+        common.write_spec(out.stage, f'Feature spec of {path}, written by tfx_pipeline.importers.sequence '
+                          '(choices in its docstring).', feature_spec(min_frequency, max_length))
+        encoder = RecordEncoder(DTYPES)
+        writer = RecordWriter(out.stage, DTYPES, LABEL)
+        label = RecordEncoder.element('int64', 1)
+        elements: Dict[str, bytes] = {}           # item → its encoded element, shared by every history holding it
+        histories: Dict[str, collections.deque] = {}   # user → encoded elements of the most recent items
+        positions: Dict[str, int] = collections.Counter()  # user → items seen so far
+        for number, line in common.open_lines(path):
+            user, item = parse_line(path, number, line)
+            element = elements.get(item)
+            if element is None:
+                element = elements[item] = RecordEncoder.element('string', item)
+            history = histories.get(user)
+            if history is None:
+                history = histories[user] = collections.deque(maxlen=max_length)
+            split = example_split(positions[user], counts[user])
+            if split is not None:
+                user_element = RecordEncoder.element('string', user)
+                writer.write_record(split, encoder.encode((label, user_element, element, b''.join(history))), 1)
+            history.append(element)
+            positions[user] += 1
+        splits = writer.close()
+        assert {name: splits[name]['rows'] for name in common.SPLITS} == rows, (splits, rows)
+        return common.write_metadata(out.stage, {
+            'format': FORMAT, 'source': str(path), 'feature_spec': out.path(common.SPEC_FILE),
+            'rows': sum(rows.values()),
+            'splits': splits, 'interactions': interactions, 'items': len(items), **user_statistics(counts, max_length),
+            'max_length': max_length, 'min_frequency': min_frequency, 'min_items': MIN_ITEMS, 'choices': choices()})

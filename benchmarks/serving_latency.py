@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -31,7 +30,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # pylint: disable=wrong-import-position
 
-from serving import signatures  # pylint: disable=wrong-import-position
+from serving import load, signatures  # pylint: disable=wrong-import-position
 from serving.examples import join_for_rank, split_for_rank  # pylint: disable=wrong-import-position
 from tfx_pipeline import data, experiment, export, trainer  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
@@ -147,25 +146,13 @@ def _wait_for_port(server: subprocess.Popen) -> int:
 
 def _measure(stub, request, clients: int, seconds: float) -> dict:
     """Each of ``clients`` threads sends ``request`` back to back for ``seconds``; latency percentiles and QPS."""
-    latencies = [[] for _ in range(clients)]
-    deadline = time.perf_counter() + seconds
-
-    def loop(own):
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            stub.Predict(request, timeout=60)
-            own.append(time.perf_counter() - start)
-
-    threads = [threading.Thread(target=loop, args=(own,)) for own in latencies]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    merged = 1000 * np.array([t for own in latencies for t in own])
-    return {'requests': int(merged.size), 'qps': round(merged.size / elapsed, 1),
-            **{f'p{q}_ms': round(float(np.percentile(merged, q)), 3) for q in (50, 95, 99)}}
+    with load.RequestLoop(lambda: stub.Predict(request, timeout=60), clients) as loop:
+        time.sleep(seconds)
+    records = loop.records
+    failed = [r.error for r in records if r.error]
+    if failed:
+        raise RuntimeError(f'{len(failed)} requests failed, e.g. {failed[0]}')
+    return load.summary(records, seconds)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,9 @@ A poll (:meth:`ModelManager.poll`, every ``--file_system_poll_wait_seconds`` on 
   listing of (relative path, size) is the same as at the previous scan, so a push that copies files one by one is
   not loaded half-written. A version whose load failed waits for a retry (doubling backoff, or sooner when its
   files change); the failure is logged and never stops the server.
+* A version is loaded from a private snapshot of its directory (hard links, or copies), so deleting or rewriting
+  a pushed directory never breaks the loaded version while it still serves (its assets are read when a signature
+  runs); the snapshot is deleted when the version is unloaded.
 * The policy picks the wanted versions among the ready and loaded ones. Wanted versions not loaded yet are loaded
   (``tf.saved_model.load``, then the warmup requests of :mod:`serving.warmup`) and become AVAILABLE; a version
   that fails to load leaves its place to the next one the policy picks (so a broken push keeps the previous
@@ -30,8 +33,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import tensorflow as tf
@@ -130,6 +136,7 @@ class LoadedVersion:
         model_name: the model's name.
         version: the version number.
         path: the version directory.
+        snapshot: the private copy it was loaded from (:func:`_snapshot`), deleted when it is unloaded.
         signatures: the signature functions by name.
         signature_defs: the SignatureDefs by name, as ``saved_model.pb`` has them (metadata, method names).
     """
@@ -138,7 +145,14 @@ class LoadedVersion:
         self.model_name = model_name
         self.version = version
         self.path = path
-        self._model = tf.saved_model.load(path)
+        self.snapshot = _snapshot(path, f'{model_name}-{version}-')
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.snapshot, True)
+        try:
+            self._model = tf.saved_model.load(self.snapshot)
+        except BaseException:
+            self._cleanup()
+            raise
+        shutil.rmtree(os.path.join(self.snapshot, 'variables'), ignore_errors=True)   # restored: not read again
         self.signatures = dict(self._model.signatures)
         self.signature_defs = signatures.signature_defs(path)
         self._lock = threading.Lock()
@@ -159,12 +173,44 @@ class LoadedVersion:
             drained()
 
     def retire(self, on_drained: Callable[[], None]) -> None:
-        """Calls ``on_drained`` once no request holds this version (now, or when the last one ends)."""
+        """Calls ``on_drained`` once no request holds this version (now, or when the last one ends), after
+        deleting the snapshot."""
+        def drained():
+            self._cleanup()
+            on_drained()
+
         with self._lock:
             if self._in_flight:
-                self._on_drained = on_drained
+                self._on_drained = drained
                 return
-        on_drained()
+        drained()
+
+
+def _snapshot(path: str, prefix: str) -> str:
+    """A private copy of the version directory ``path`` the version is loaded from (hard links where the file
+    system allows, copies otherwise, e.g. from another device or a remote path).
+
+    Choice: a loaded TF2 SavedModel keeps reading its assets (Transform's vocabulary files initialise lookup
+    tables when a signature runs), so a version served straight from the pushed directory fails every request once
+    that directory is deleted or rewritten, until it is unloaded. TF Serving's loaded sessions do not read the
+    directory again, and its policy serves on while the previous version loads; the snapshot gives the same here.
+    Its variables are deleted once restored; the assets stay until the version is unloaded.
+    """
+    snapshot = tempfile.mkdtemp(prefix=prefix)
+    try:
+        for root, _, files in tf.io.gfile.walk(path):
+            target_dir = os.path.join(snapshot, os.path.relpath(root, path))
+            os.makedirs(target_dir, exist_ok=True)
+            for name in files:
+                source, target = os.path.join(root, name), os.path.join(target_dir, name)
+                try:
+                    os.link(source, target)
+                except OSError:
+                    tf.io.gfile.copy(source, target, overwrite=True)
+    except BaseException:
+        shutil.rmtree(snapshot, ignore_errors=True)
+        raise
+    return snapshot
 
 
 @dataclasses.dataclass

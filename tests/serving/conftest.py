@@ -7,6 +7,7 @@ baked into the weight, so a score tells which version answered. ``rank`` adds a 
 
 import os
 import shutil
+import time
 from typing import Callable, Dict, Iterable, List, Optional
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -126,6 +127,27 @@ class TinyModels:
             for request in requests:
                 writer.write(prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+
+
+def _slow_copy(source: str, target: str, pause: float) -> None:
+    """Copies a directory the way a non-atomic push does: file by file, each file in two halves."""
+    for root, _, files in os.walk(source):
+        directory = os.path.join(target, os.path.relpath(root, source))
+        os.makedirs(directory, exist_ok=True)
+        for name in files:
+            with open(os.path.join(root, name), 'rb') as f:
+                data = f.read()
+            with open(os.path.join(directory, name), 'wb') as f:
+                for part in (data[:len(data) // 2], data[len(data) // 2:]):
+                    f.write(part)
+                    f.flush()
+                    time.sleep(pause)
+
+
+@pytest.fixture(name='slow_copy', scope='session')
+def fixture_slow_copy() -> Callable[[str, str, float], None]:
+    """``slow_copy(source, target, pause)``: a push that copies file by file, each file in two halves."""
+    return _slow_copy
 
 
 @pytest.fixture(scope='session')

@@ -13,21 +13,6 @@ from serving import model_manager, signatures
 State = get_model_status_pb2.ModelVersionStatus
 
 
-def _slow_copy(source: str, target: str, pause: float) -> None:
-    """Copies a directory the way a non-atomic push does: file by file, each file in two halves."""
-    for root, _, files in os.walk(source):
-        directory = os.path.join(target, os.path.relpath(root, source))
-        os.makedirs(directory, exist_ok=True)
-        for name in files:
-            with open(os.path.join(root, name), 'rb') as f:
-                data = f.read()
-            with open(os.path.join(directory, name), 'wb') as f:
-                for part in (data[:len(data) // 2], data[len(data) // 2:]):
-                    f.write(part)
-                    f.flush()
-                    time.sleep(pause)
-
-
 def _states(server, name='tiny'):
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = name
@@ -41,7 +26,8 @@ def _wait_for(condition, timeout=30.0):
         time.sleep(0.05)
 
 
-def test_a_version_pushed_file_by_file_swaps_in_without_a_failed_request(tiny, tmp_path, start_server):
+def test_a_version_pushed_file_by_file_swaps_in_without_a_failed_request(tiny, tmp_path, start_server,
+                                                                         slow_copy):
     base = tiny.base(str(tmp_path), versions=(1,))
     server = start_server(model_manager.config_from_flags('tiny', base), file_system_poll_wait_seconds=0.1)
     stop = threading.Event()
@@ -61,7 +47,7 @@ def test_a_version_pushed_file_by_file_swaps_in_without_a_failed_request(tiny, t
         thread.start()
     try:
         _wait_for(lambda: all(versions.values()))
-        _slow_copy(tiny.export(2), os.path.join(base, '2'), pause=0.03)
+        slow_copy(tiny.export(2), os.path.join(base, '2'), pause=0.03)
         _wait_for(lambda: _states(server) == {2: State.AVAILABLE, 1: State.END})
         count = sum(map(len, versions.values()))
         _wait_for(lambda: sum(map(len, versions.values())) > count + 10)

@@ -1,21 +1,24 @@
-"""Trains every model of a family on one synthetic data set and prints one JSON line per model (model,
-test_auc, gauc, logloss, fraction_of_ceiling, examples_per_s, params, …), then a readable table.
+"""Trains every model of a family on one data set (synthetic or imported) and prints one JSON line per model
+(model, test_auc, gauc, logloss, fraction_of_ceiling, examples_per_s, params, …), then a readable table.
 
     python benchmarks/family.py --family interaction --preset default     # make bench FAMILY=interaction
     python benchmarks/family.py --family interaction --preset small --models lr fm fnn_fm_init
     python benchmarks/family.py --family sequence --models din dien --data '{"drift": 0.6}'
     python benchmarks/family.py --family sequence --models base_model din dsin --data '{"session_focus": 0.8}'
+    python benchmarks/family.py --family interaction --models lr fm --data_dir data/frappe   # an importer's output
 
 Every model is trained the same way (the Trainer's settings below, the family's shared hyper-parameters, each
 model taking those it accepts: LR has no embedding width) on the same data, generated (``--preset`` with the
-generator settings of ``--data`` over it) and transformed once into ``--workdir``. Besides the registered models a
-family lists variants (``VARIANTS``): ``fnn_fm_init`` is FNN initialised from the ``fm`` trained in the same run
-(trained first when it is not in ``--models``), ``dien_no_aux``, ``dmr_no_aux`` and ``dmin_no_aux`` leave out
-the auxiliary loss.
+generator settings of ``--data`` over it) or imported (``--data_dir``: an output directory of
+``python -m tfx_pipeline.importers``, read with its own feature spec), and transformed once into ``--workdir``.
+Besides the registered models a family lists variants (``VARIANTS``): ``fnn_fm_init`` is FNN initialised from the
+``fm`` trained in the same run (trained first when it is not in ``--models``), ``dien_no_aux``, ``dmr_no_aux`` and
+``dmin_no_aux`` leave out the auxiliary loss.
 """
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -53,6 +56,12 @@ def _registered(name):
     return VARIANTS[name][0] if name in VARIANTS else name
 
 
+def _directory_name(path):
+    """A workdir name for an imported data directory: its last component and a short hash of its absolute path."""
+    absolute = os.path.abspath(path)
+    return f'{os.path.basename(absolute.rstrip(os.sep)) or "data"}-{hashlib.sha1(absolute.encode()).hexdigest()[:8]}'
+
+
 def table(rows):
     """The figures as a Markdown table."""
     lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
@@ -68,6 +77,9 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='generator seed')
     parser.add_argument('--data', default='{}', help='JSON of generator settings over the preset\'s, e.g. '
                                                     '\'{"drift": 0.6}\' (tfx_pipeline/data/synthetic.py)')
+    parser.add_argument('--data_dir', help='an importer\'s output directory (python -m tfx_pipeline.importers) to '
+                                           'train on instead of generated data; --preset, --seed and --data do not '
+                                           'apply then')
     parser.add_argument('--epochs', type=int, default=TrainingConfig.epochs)
     parser.add_argument('--batch_size', type=int, default=TrainingConfig.batch_size)
     parser.add_argument('--hparams', default='{}', help='JSON of hyper-parameters over the family\'s shared ones')
@@ -90,13 +102,26 @@ def main(argv=None):
     if unused:
         parser.error(f'--hparams: no model of {models} accepts {unused}')
     overrides = json.loads(args.data)
-    try:
-        generator = dataclasses.replace(data.PRESETS[args.preset], seed=args.seed, **overrides).validate()
-    except (TypeError, ValueError) as e:
-        parser.error(f'--data: {e}')
-    suffix = ''.join(f'-{key}={value}' for key, value in sorted(overrides.items()))
-    workdir = os.path.join(args.workdir, f'{args.preset}-{args.seed}{suffix}')
-    prepared = experiment.prepare(generator, workdir)
+    if args.data_dir:
+        if overrides:
+            parser.error('--data (generator settings) does not apply to --data_dir (imported data)')
+        workdir = os.path.join(args.workdir, 'imported-' + _directory_name(args.data_dir))
+        try:
+            prepared = experiment.prepare_imported(args.data_dir, workdir)
+        except FileNotFoundError as e:
+            parser.error(f'--data_dir: {e}')
+        source = {'data_dir': args.data_dir}
+    else:
+        try:
+            generator = dataclasses.replace(data.PRESETS[args.preset], seed=args.seed, **overrides).validate()
+        except (TypeError, ValueError) as e:
+            parser.error(f'--data: {e}')
+        suffix = ''.join(f'-{key}={value}' for key, value in sorted(overrides.items()))
+        workdir = os.path.join(args.workdir, f'{args.preset}-{args.seed}{suffix}')
+        prepared = experiment.prepare(generator, workdir)
+        source = {'preset': args.preset, **({'data': overrides} if overrides else {})}
+    if prepared.spec.behavior is None and 'use_behavior' not in given:
+        hparams.pop('use_behavior', None)  # data without behaviour sequences (a libFM or Criteo import)
     fm_export = os.path.join(workdir, 'fm_model')
     rows = []
     for name in models:
@@ -106,7 +131,7 @@ def main(argv=None):
                               for key, value in VARIANTS.get(name, ('', {}))[1].items()})
         config = TrainingConfig(model=model, hparams=model_hparams, epochs=args.epochs, batch_size=args.batch_size)
         figures = experiment.fit_and_score(prepared, config, export_dir=fm_export if name == 'fm' else None)
-        rows.append({**figures, 'model': name, 'preset': args.preset, **({'data': overrides} if overrides else {})})
+        rows.append({**figures, 'model': name, **source})
         print(json.dumps(rows[-1]), flush=True)
     print(table(rows), flush=True)
 

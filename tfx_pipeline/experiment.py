@@ -6,6 +6,11 @@ the exported serving path — on data written by the generator:
     prepared = prepare(data.PRESETS['small'], workdir)
     figures = fit_and_score(prepared, TrainingConfig(model='din', epochs=2))
 
+or on an importer's output (:mod:`tfx_pipeline.importers`: ``<data_dir>/tfrecord/<split>/``, its feature spec and
+``metadata.json``), transformed into ``workdir``:
+
+    prepared = prepare_imported('data/frappe', workdir)
+
 Scores are computed on the raw test split through the serving path (parse → Transform graph → model), so
 the predictions line up with the raw rows, whose user ids give the GAUC.
 """
@@ -32,6 +37,7 @@ from tfx_pipeline import retrieval_export
 from tfx_pipeline import summary
 from tfx_pipeline import trainer
 from tfx_pipeline.config import SPLITS, TrainingConfig
+from tfx_pipeline.importers import common as importers_common
 from tfx_pipeline.local_transform import TRANSFORM_OUTPUT, TRANSFORMED, run_transform
 
 SPEC_USED = 'feature_spec.yaml'  # the spec a workdir's Transform output was made with
@@ -66,14 +72,57 @@ def prepare(generator_config: data.GeneratorConfig, workdir: str, spec_path: str
         metadata = data.generate_and_write(generator_config, data_dir, formats=(schema_lib.TFRECORD,),
                                            num_shards=1)
         shutil.rmtree(transform_dir, ignore_errors=True)
-    spec_text = _text(spec_path)
-    used_spec = os.path.join(transform_dir, SPEC_USED)
-    if not os.path.exists(os.path.join(transform_dir, TRANSFORM_OUTPUT)) or _text(used_spec) != spec_text:
-        shutil.rmtree(transform_dir, ignore_errors=True)
-        transformed = run_transform(spec, raw, transform_dir)
-        with open(used_spec, 'w') as f:
-            f.write(spec_text)
+    transformed = _transform_once(spec, raw, transform_dir, {SPEC_USED: _text(spec_path)}) or transformed
     tft_output = tft.TFTransformOutput(os.path.join(workdir, 'transform', TRANSFORM_OUTPUT))
+    return Prepared(spec, tft_output, transformed, raw, metadata, _test_columns(spec, raw['test']))
+
+
+def _transform_once(spec: spec_lib.FeatureSpec, raw: Dict[str, str], transform_dir: str,
+                    made_from: Dict[str, Optional[str]]) -> Optional[Dict[str, str]]:
+    """Runs Transform into ``transform_dir`` unless its output there was made from the same inputs: ``made_from``
+    maps a file name kept beside the output to the text it must hold (the spec's, the importer's metadata).
+    Returns the transformed file patterns when it ran, None when the output was reused."""
+    if os.path.exists(os.path.join(transform_dir, TRANSFORM_OUTPUT)) and all(
+            _text(os.path.join(transform_dir, name)) == text for name, text in made_from.items()):
+        return None
+    shutil.rmtree(transform_dir, ignore_errors=True)
+    transformed = run_transform(spec, raw, transform_dir)
+    for name, text in made_from.items():
+        with open(os.path.join(transform_dir, name), 'w') as f:
+            f.write(text)
+    return transformed
+
+
+IMPORTED_METADATA = 'imported_metadata.json'  # the importer's metadata a workdir's Transform output was made from
+
+
+def prepare_imported(data_dir: str, workdir: str, spec_path: Optional[str] = None) -> Prepared:
+    """Transforms an importer's output directory (:mod:`tfx_pipeline.importers`: ``<data_dir>/tfrecord/<split>/``,
+    ``<data_dir>/feature_spec.yaml``, ``<data_dir>/metadata.json``) into ``workdir/transform`` and returns it as
+    :func:`prepare` does. ``spec_path``: another spec for the same columns (default: the importer's).
+
+    The Transform output is reused when it was made with this very spec and from this very import (the importer's
+    metadata, which names the source, the split and the row counts, is kept beside it). Imported data has no Bayes
+    AUC: the metadata has no ``bayes_auc`` and :func:`fit_and_score` reports ``fraction_of_ceiling`` None.
+
+    Raises:
+        FileNotFoundError: ``data_dir`` lacks a split, the spec or ``metadata.json``.
+    """
+    spec_path = spec_path or os.path.join(data_dir, importers_common.SPEC_FILE)
+    metadata_path = os.path.join(data_dir, summary.DATA_METADATA)
+    raw = {split: os.path.join(data_dir, schema_lib.TFRECORD, split, '*') for split in SPLITS}
+    missing = [path for path in (spec_path, metadata_path) if not os.path.isfile(path)]
+    missing += [pattern for pattern in raw.values() if not tf.io.gfile.glob(pattern)]
+    if missing:
+        raise FileNotFoundError(f'{data_dir} is not an importer\'s output (python -m tfx_pipeline.importers): no '
+                                f'{", ".join(missing)}')
+    spec = spec_lib.load(spec_path)
+    metadata = summary.data_metadata(data_dir)
+    transform_dir = os.path.join(workdir, 'transform')
+    transformed = {split: os.path.join(transform_dir, TRANSFORMED, split, 'part*') for split in SPLITS}
+    made_from = {SPEC_USED: _text(spec_path), IMPORTED_METADATA: _text(metadata_path)}
+    transformed = _transform_once(spec, raw, transform_dir, made_from) or transformed
+    tft_output = tft.TFTransformOutput(os.path.join(transform_dir, TRANSFORM_OUTPUT))
     return Prepared(spec, tft_output, transformed, raw, metadata, _test_columns(spec, raw['test']))
 
 
@@ -89,7 +138,8 @@ def _test_columns(spec: spec_lib.FeatureSpec, pattern: str) -> Dict[str, np.ndar
     """The raw test split's labels, label-role columns (ground truth included) and grouping keys, in file order."""
     names = [*spec.labels, *spec.label_roles.values(), spec.gauc_group, spec.request_group]
     dtypes = {c.source: c.dtype for c in spec.columns}
-    parsing = {name: tf.io.FixedLenFeature([], tf.float32 if dtypes.get(name) == 'float32' else tf.int64)
+    types = {'float32': tf.float32, 'string': tf.string}
+    parsing = {name: tf.io.FixedLenFeature([], types.get(dtypes.get(name), tf.int64))
                for name in dict.fromkeys(names) if name}
     columns = {name: [] for name in parsing}
     for batch in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern))).batch(8192):
@@ -161,7 +211,8 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
     """Trains ``config.model`` and scores it on the raw test split; with ``export_dir``, exports it there as the
     Trainer does (a SavedModel with every serving signature).
 
-    Returns model, test_auc, gauc, logloss, bayes_auc, fraction_of_ceiling, examples_per_s (training examples per
+    Returns model, test_auc, gauc (None when the spec has no ``gauc_group``), logloss, bayes_auc and
+    fraction_of_ceiling (None when the data has no Bayes AUC: imported data), examples_per_s (training examples per
     second of ``fit``, validation included), params, epochs run, train rows and :func:`head_figures`, and what
     ``extra(trained model)`` adds.
     """
@@ -178,16 +229,18 @@ def fit_and_score(prepared: Prepared, config: TrainingConfig, export_dir: Option
     predictions = outputs[signatures.PROBABILITIES]
     labels = prepared.test_columns[prepared.spec.labels[0]]
     test_auc = metrics.auc(labels, predictions)
-    bayes_auc = prepared.metadata['bayes_auc']
+    bayes_auc = prepared.metadata.get('bayes_auc')  # None: imported data, whose ceiling nobody knows
+    group = prepared.spec.gauc_group
     clipped = np.clip(predictions, 1e-7, 1 - 1e-7)
     train_rows = prepared.metadata['splits']['train']['rows']
     return {
         'model': config.model,
         'test_auc': round(test_auc, 5),
-        'gauc': round(metrics.gauc(labels, predictions, prepared.test_columns[prepared.spec.gauc_group]), 5),
+        'gauc': round(metrics.gauc(labels, predictions, prepared.test_columns[group]), 5) if group else None,
         'logloss': round(float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))), 5),
-        'bayes_auc': round(bayes_auc, 5),
-        'fraction_of_ceiling': round(metrics.fraction_of_ceiling(test_auc, bayes_auc), 4),
+        'bayes_auc': round(bayes_auc, 5) if bayes_auc is not None else None,
+        'fraction_of_ceiling': (round(metrics.fraction_of_ceiling(test_auc, bayes_auc), 4) if bayes_auc is not None
+                                else None),
         'examples_per_s': round(epochs * train_rows / timer.seconds, 1),
         'params': int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         'epochs': epochs,

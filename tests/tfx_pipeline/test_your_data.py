@@ -11,8 +11,8 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from tests.fresh_process import score_in_fresh_process
-from tests.pipeline_cli import run_cli, sample_predictions
+from fresh_process import score_in_fresh_process
+from pipeline_cli import run_cli, sample_predictions
 from tfx_pipeline.data import public_formats
 from tfx_pipeline.importers import __main__ as importer_cli
 

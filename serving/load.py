@@ -28,12 +28,13 @@ class Record:
 
 
 class RequestLoop:
-    """``clients`` threads each calling ``send()`` back to back until :meth:`stop` (or the ``with`` block ends)."""
+    """``clients`` threads each calling ``send()`` back to back (or ``pause_s`` apart: a steady load below
+    saturation) until :meth:`stop` (or the ``with`` block ends)."""
 
-    def __init__(self, send: Callable[[], object], clients: int):
+    def __init__(self, send: Callable[[], object], clients: int, pause_s: float = 0.0):
         if clients < 1:
             raise ValueError(f'clients must be >= 1, got {clients}')
-        self._send, self._clients = send, clients
+        self._send, self._clients, self._pause = send, clients, pause_s
         self._stop = threading.Event()
         self._records: List[List[Record]] = [[] for _ in range(clients)]
         self._threads: List[threading.Thread] = []
@@ -78,6 +79,8 @@ class RequestLoop:
             except Exception as e:  # pylint: disable=broad-except  (recorded: a load test counts failures)
                 error = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
             own.append(Record(client, start - self.started, time.perf_counter() - start, result, error))
+            if self._pause:
+                self._stop.wait(self._pause)
 
 
 def summary(records: Sequence[Record], seconds: Optional[float] = None) -> dict:

@@ -259,34 +259,36 @@ def _check_refusal(code, error, source, out, lines):
     assert [p.name for p in out.parent.iterdir()] == ['input.txt'], 'a staging directory was left behind'
 
 
-@pytest.mark.parametrize('fmt,reader', [('criteo', criteo_rows), ('libfm', libfm_rows), ('amazon', amazon_rows)])
-def test_row_importers_on_corrupted_files(fmt, reader, tmp_path_factory, capsys):
+def _on_corrupted_files(fmt, tmp_path_factory, capsys, check):
+    """Imports Hypothesis' corruptions of the format's fixture and calls ``check(code, error, source, out, lines)``
+    on each (``lines``: the clean reading's lines of the corrupted bytes, or INVALID)."""
     @SETTINGS
     @given(data=corrupted(SOURCES[fmt]))
     def run(data):
         code, error, source, out = _import(fmt, data, tmp_path_factory.mktemp(fmt), capsys)
-        lines = text_lines(data)
+        check(code, error, source, out, text_lines(data))
+    run()
+
+
+@pytest.mark.parametrize('fmt,reader', [('criteo', criteo_rows), ('libfm', libfm_rows), ('amazon', amazon_rows)])
+def test_row_importers_on_corrupted_files(fmt, reader, tmp_path_factory, capsys):
+    def check(code, error, source, out, lines):
         rows = INVALID if lines is INVALID else reader(lines)
         if rows is INVALID:
             assert code == 2, 'imported a file the clean reading refuses'
             _check_refusal(code, error, source, out, lines)
-            return
-        if code == 2:   # a clean file can still have too few rows for three splits
+        elif code == 2:   # a clean file can still have too few rows for three splits
             assert 'too few' in error, f'refused a file the clean reading accepts: {error}'
             _check_refusal(code, error, source, out, lines)
-            return
-        assert code == 0, error
-        assert [_values(r) for r in _records(out)] == rows
-    run()
+        else:
+            assert code == 0, error
+            assert [_values(r) for r in _records(out)] == rows
+    _on_corrupted_files(fmt, tmp_path_factory, capsys, check)
 
 
 @pytest.mark.parametrize('fmt,writer', [('sequence', sequence_text), ('movielens', movielens_text)])
 def test_sequence_importers_on_corrupted_files(fmt, writer, tmp_path_factory, capsys):
-    @SETTINGS
-    @given(data=corrupted(SOURCES[fmt]))
-    def run(data):
-        code, error, source, out = _import(fmt, data, tmp_path_factory.mktemp(fmt), capsys)
-        lines = text_lines(data)
+    def check(code, error, source, out, lines):
         clean = INVALID if lines is INVALID else writer(lines)
         if clean is INVALID:
             _check_refusal(code, error, source, out, lines)
@@ -297,4 +299,4 @@ def test_sequence_importers_on_corrupted_files(fmt, writer, tmp_path_factory, ca
             assert _records(out) == _records(clean_out)
         else:
             _check_refusal(code, error, source, out, lines)
-    run()
+    _on_corrupted_files(fmt, tmp_path_factory, capsys, check)

@@ -77,9 +77,11 @@ def _id_frequencies(path: str) -> Dict[int, float]:
 
 
 def vocabulary_tokens(path: str) -> List[str]:
-    """The tokens of a ``<count> <token>`` vocabulary file, in id order (id i + 1 is token i)."""
+    """The raw tokens of a ``<count> <token>`` vocabulary file, in id order (id i + 1 is token i); the spaces the
+    file writes as ``transform.SPACE`` are spaces again."""
     with tf.io.gfile.GFile(path, 'rb') as f:
-        return [line.rstrip(b'\n').split(b' ', 1)[1].decode('utf-8', 'replace') for line in f if line.strip()]
+        return [line.rstrip(b'\n').split(b' ', 1)[1].decode('utf-8', 'replace').replace(transform.SPACE, ' ')
+                for line in f if line.strip()]
 
 
 def table_size(spec: spec_lib.FeatureSpec, column: spec_lib.Column, tft_output: tft.TFTransformOutput) -> int:

@@ -167,12 +167,25 @@ def _flat(values):
     return values.flat_values if isinstance(values, tf.RaggedTensor) else values
 
 
+SPACE = '\u2423'   # '␣' stands for a space inside a vocabulary token: the vocabulary file's delimiter is a space
+
+
+def vocabulary_keys(x):
+    """String values as the vocabulary stores them: each space written as ``SPACE``. The vocabulary file holds
+    ``<count> <token>`` lines split at spaces, so a token with a space ("Toys & Games", an Amazon category) would
+    be looked up by its first word and every such token would fall into the OOV bucket. Other dtypes pass."""
+    if x.dtype != tf.string:
+        return x
+    return tf.strings.regex_replace(x, ' ', SPACE)
+
+
 def _vocabulary_ids(spec, raw):
     """Column name → flat ids (shifted by one) of every vocabulary column.
 
     One analyzer per vocabulary, over the concatenated values of its columns of the shared groups; the vocabulary
     file stores each token's frequency too (``<count> <token>`` lines, most frequent first), which feeds
-    mini-batch-aware L2. Columns of an auxiliary group are looked up in it but not counted, so adding one changes
+    mini-batch-aware L2; string tokens are stored with their spaces written as ``SPACE`` (:func:`vocabulary_keys`).
+    Columns of an auxiliary group are looked up in it but not counted, so adding one changes
     no other model's ids (a vocabulary that only auxiliary columns use is counted over them).
     """
     members = {}
@@ -182,14 +195,15 @@ def _vocabulary_ids(spec, raw):
     ids = {}
     for name, columns in members.items():
         vocabulary = spec.vocabularies[name]
-        counted = [_flat(raw.get(c.source, c)) for c in columns if c.group not in spec.auxiliary_names] or [
-            _flat(raw.get(c.source, c)) for c in columns]
+        counted = [vocabulary_keys(_flat(raw.get(c.source, c))) for c in columns
+                   if c.group not in spec.auxiliary_names] or [vocabulary_keys(_flat(raw.get(c.source, c)))
+                                                               for c in columns]
         deferred = tft.vocabulary(tf.concat(counted, axis=0) if len(counted) > 1 else counted[0],
                                   top_k=vocabulary.top_k, frequency_threshold=vocabulary.min_frequency,
                                   vocab_filename=name, store_frequency=True)
         for column in columns:
             ids[column.name] = tft.apply_vocabulary(
-                _flat(raw.get(column.source, column)), deferred, num_oov_buckets=vocabulary.num_oov_buckets,
+                vocabulary_keys(_flat(raw.get(column.source, column))), deferred, num_oov_buckets=vocabulary.num_oov_buckets,
                 lookup_fn=functools.partial(_frequency_file_lookup, num_oov_buckets=vocabulary.num_oov_buckets)) + 1
     return ids
 

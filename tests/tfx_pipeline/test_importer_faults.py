@@ -10,12 +10,15 @@ import pathlib
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
+import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
+from feature_spec import resolve
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
 from tfx_pipeline.importers import __main__ as cli
 from tfx_pipeline.importers import amazon, common, criteo, libfm
+from tfx_pipeline.local_transform import TRANSFORM_OUTPUT, run_transform
 
 FIXTURES = pathlib.Path(__file__).parent.parent / 'fixtures'
 CRITEO = FIXTURES / 'criteo_sample.txt'
@@ -176,3 +179,26 @@ def test_example_validator_schema_flags_non_finite_numbers(tmp_path):
     anomalies = tfdv.validate_statistics(tfdv.generate_statistics_from_tfrecord(path), only)
     reasons = {r.type for r in anomalies.anomaly_info[column].reason}
     assert {anomalies_pb2.AnomalyInfo.FLOAT_TYPE_HAS_NAN, anomalies_pb2.AnomalyInfo.FLOAT_TYPE_HAS_INF} <= reasons
+
+
+@pytest.mark.pipeline
+def test_ids_with_spaces_get_their_own_vocabulary_ids(tmp_path):
+    """Amazon categories hold spaces ("Toys & Games"); the vocabulary file is ``<count> <token>`` lines, and every
+    such token used to be looked up by its first word and land in the one OOV bucket."""
+    out = str(tmp_path / 'amazon')
+    amazon.import_file(str(AMAZON), out)
+    spec = spec_lib.load(os.path.join(out, common.SPEC_FILE))
+    patterns = {split: os.path.join(out, 'tfrecord', split, '*') for split in ('train', 'eval')}
+    run_transform(spec, patterns, str(tmp_path / 'transform'))
+    tft_output = tft.TFTransformOutput(str(tmp_path / 'transform' / TRANSFORM_OUTPUT))
+    tokens = resolve.vocabulary_tokens(tft_output.vocabulary_file_by_name('category'))
+    assert 'Toys & Games' in tokens and 'Clothing, Shoes & Jewelry' in tokens
+    records = [r.numpy() for r in tf.data.TFRecordDataset(os.path.join(out, 'tfrecord', 'train',
+                                                                        'part-00000.tfrecord'))]
+    raw = tf.io.parse_example(records, schema_lib.raw_feature_spec(spec))
+    transformed = tft_output.transform_features_layer()(raw)
+    by_category = {}
+    for category, index in zip(raw['category'].numpy(), transformed['category'].numpy()):
+        by_category.setdefault(category.decode(), set()).add(int(index))
+    assert all(len(ids) == 1 for ids in by_category.values()), by_category
+    assert {c: ids.pop() for c, ids in by_category.items()} == {c: tokens.index(c) + 1 for c in by_category}

@@ -57,11 +57,12 @@ import time
 
 import numpy as np
 
+from tfx_pipeline.importers.amazon import HISTORY_SEPARATOR  # the format's, as the importer reads it
+
 FRAPPE_FIELDS = (('user', 957), ('item', 4082), ('daytime', 7), ('weekday', 7), ('isweekend', 2), ('homework', 3),
                  ('cost', 2), ('weather', 9), ('country', 80), ('city', 233))
 FRAPPE_ROWS = 288_609
 NEGATIVES_PER_POSITIVE = 2
-HISTORY_SEPARATOR = '\x02'
 POPULARITY_EXPONENT = 1.0
 LATENT_DIM = 8
 AFFINITY = 1.0

@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 MODEL ?= din
 CONFIG ?= tfx_pipeline/configs/demo.yaml
 PYTEST_ARGS ?=
+# make test and make test-fast run on two pytest-xdist workers (one per core of the CI machine); the modules sharing a
+# slow session fixture go to one worker (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 BENCH_ARGS ?=
 
 export TF_USE_LEGACY_KERAS := 1
@@ -29,10 +33,10 @@ demo: install
 # Transform run either, and the registry-wide tests for one model of each family and kind (a few minutes, the inner
 # loop); make test-all: every test.
 test: install
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -m "not slow" $(XDIST) $(PYTEST_ARGS) tests
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not pipeline and not every_model" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -m "not slow and not pipeline and not every_model" $(XDIST) $(PYTEST_ARGS) tests
 
 test-all: install
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -7,6 +7,10 @@ Install with the pins (TFX 1.16 declares python<3.11 but runs on 3.11):
 
 from setuptools import find_packages, setup
 
+# The Kubeflow V2 compiler's packages that resolve beside protobuf 4.25.5 (kfp >= 2.14 needs protobuf >= 6; the kfp
+# TFX 1.16 was tested with needs protobuf < 4).
+KUBEFLOW = ['kfp==2.13.0', 'kfp-pipeline-spec==0.6.0', 'kfp-server-api==2.4.0', 'requests-toolbelt==1.0.0']
+
 setup(
     name='recsys-tfx',
     version='0.1.0',
@@ -31,9 +35,11 @@ setup(
         'pyyaml>=6',
     ],
     extras_require={
-        'dev': ['pytest>=8', 'pytest-timeout>=2', 'hypothesis>=6', 'scann==1.3.2'],   # scann: to test the optional index
+        # scann: to test the optional index; the kubeflow pins: to test the Kubeflow compile
+        'dev': ['pytest>=8,<9', 'pytest-timeout>=2', 'pytest-xdist>=3', 'hypothesis>=6', 'scann==1.3.2', *KUBEFLOW],
         'bench': ['matplotlib==3.10.9'],   # the benchmarks' plots
         'scann': ['scann==1.3.2'],          # the optional ScaNN index (tfx_pipeline/scann_index.py)
+        'kubeflow': KUBEFLOW,               # runner.kind: kubeflow (tfx_pipeline/kubeflow.py)
     },
     entry_points={'console_scripts': ['recsys-pipeline=tfx_pipeline.__main__:main']},
 )

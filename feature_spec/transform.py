@@ -77,8 +77,10 @@ def _count_labels_by_id(ids, label, position: str) -> None:
     (:func:`position_count_file`, :func:`position_label_file`): the position CTR of the adversarial bias net and of
     COEC, from which :func:`feature_spec.resolve.position_rates` divides one by the other."""
     key = tf.strings.as_string(ids)
-    tft.vocabulary(key, vocab_filename=position_count_file(position), store_frequency=True)
-    tft.vocabulary(key, weights=label, vocab_filename=position_label_file(position), store_frequency=True)
+    tft.vocabulary(key, vocab_filename=position_count_file(position), store_frequency=True,
+                   name=position_count_file(position))   # named: a stable analyzer cache key
+    tft.vocabulary(key, weights=label, vocab_filename=position_label_file(position), store_frequency=True,
+                   name=position_label_file(position))
 
 
 def _session_features(spec: spec_lib.FeatureSpec, raw, outputs, sequences) -> Dict[str, tf.Tensor]:
@@ -200,7 +202,7 @@ def _vocabulary_ids(spec, raw):
                                                                for c in columns]
         deferred = tft.vocabulary(tf.concat(counted, axis=0) if len(counted) > 1 else counted[0],
                                   top_k=vocabulary.top_k, frequency_threshold=vocabulary.min_frequency,
-                                  vocab_filename=name, store_frequency=True)
+                                  vocab_filename=name, store_frequency=True, name=f'vocabulary_{name}')
         for column in columns:
             ids[column.name] = tft.apply_vocabulary(
                 vocabulary_keys(_flat(raw.get(column.source, column))), deferred, num_oov_buckets=vocabulary.num_oov_buckets,

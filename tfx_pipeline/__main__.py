@@ -4,13 +4,18 @@
     python -m tfx_pipeline run --config tfx_pipeline/configs/demo.yaml --set training.model=deepfm
     python -m tfx_pipeline run --data data/amazon --set training.model=din     # an importer's output
 
+``run`` with ``runner.kind: kubeflow`` compiles the pipeline for Kubeflow Pipelines V2 instead of running it
+(:mod:`tfx_pipeline.kubeflow`) and prints ``{"kubeflow_pipeline": path}``.
+
 ``run --data DIR`` runs on a directory an importer wrote (:mod:`tfx_pipeline.importers`): ``data.path`` = DIR,
 ``feature_spec`` = DIR/feature_spec.yaml, TFRecord files, no synthetic data, and the run named after DIR (``--set``
 overrides any of these); the importer's warnings (metadata.json) are printed first.
 
 ``run`` checks the config, the model, the feature spec and the data before any component starts, generates the
 synthetic data set if the config asks for one that is not there yet, runs the pipeline, and prints a one-line
-JSON summary per model as its last lines (one model: the last line).
+JSON summary per model on stdout (one model: its last line). The console (stderr) shows each component's start and
+end with its figure, and progress bars; everything else goes to ``runs/<name>/logs/`` unless ``--verbose``
+(:mod:`tfx_pipeline.console`). A failed component is named with its error and the log's path (exit 1).
 """
 
 import argparse
@@ -38,6 +43,8 @@ def main(argv=None) -> int:
                      help='override a config value (repeatable), e.g. --set training.model=deepfm')
     run.add_argument('--data', metavar='DIR', help='a directory written by python -m tfx_pipeline.importers: its '
                                                    'data and feature spec (see above)')
+    run.add_argument('--verbose', action='store_true', help='every log line on the console (absl, Beam, TF), not '
+                                                             'only in runs/<name>/logs/')
     args = parser.parse_args(argv)
 
     if args.command == 'models':
@@ -46,13 +53,24 @@ def main(argv=None) -> int:
         return 0
     try:
         config = config_lib.load(args.config, _data_overrides(args.data) + args.set)
-        _generate_if_missing(config)
-        from tfx_pipeline import validation  # pylint: disable=g-import-not-at-top
-        spec = validation.validate(config)
     except (config_lib.ConfigError, SpecError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    return _run(config, spec)
+    from tfx_pipeline import console as console_lib  # pylint: disable=g-import-not-at-top
+    with console_lib.capture(os.path.join(config.run_dir, 'logs'), verbose=args.verbose) as console:
+        from tfx_pipeline import component_figures  # pylint: disable=g-import-not-at-top
+        console.figures = component_figures.for_run(config, console)
+        try:
+            from tfx_pipeline import validation  # pylint: disable=g-import-not-at-top
+            if config.kubeflow:   # the data is in a bucket, read by the tasks
+                spec = validation.validate(config, check_data=False)
+            else:
+                _generate_if_missing(config, console)
+                spec = validation.validate(config)
+        except (config_lib.ConfigError, SpecError) as e:
+            console.line(f'error: {e}')
+            return 2
+        return _run(config, spec, console)
 
 
 def _data_overrides(directory: Optional[str]) -> List[str]:
@@ -75,7 +93,7 @@ def _data_overrides(directory: Optional[str]) -> List[str]:
             'data.format=tfrecord', f'name={json.dumps(name)}']
 
 
-def _generate_if_missing(config: config_lib.PipelineConfig) -> None:
+def _generate_if_missing(config: config_lib.PipelineConfig, console) -> None:
     synthetic = config.data.synthetic
     if not synthetic or os.path.exists(os.path.join(config.data.path, 'metadata.json')):
         return
@@ -97,21 +115,37 @@ def _generate_if_missing(config: config_lib.PipelineConfig) -> None:
             f'generate the synthetic log there, but feature spec {config.feature_spec} reads columns that log does '
             f'not have ({", ".join(missing[:5])}{", …" if len(missing) > 5 else ""}): check data.path, or remove '
             'data.synthetic')
-    print(f'[data] generating the {preset!r} synthetic data set into {config.data.path}', flush=True)
-    data.generate_and_write(generator_config, config.data.path, formats=(config.data.format,))
+    console.line(f'generating the {preset!r} synthetic data set into {config.data.path}')
+    bar = console.bar('data', generator_config.num_impressions if generator_config.negative_sampling_rate == 1.0
+                      else None, unit='rows')
+    data.generate_and_write(generator_config, config.data.path, formats=(config.data.format,), progress=bar.update)
+    bar.close()
 
-def _run(config: config_lib.PipelineConfig, spec) -> int:
+def _run(config: config_lib.PipelineConfig, spec, console) -> int:
+    import logging  # pylint: disable=g-import-not-at-top
     from tfx_pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
     from tfx_pipeline import runners  # pylint: disable=g-import-not-at-top
     from tfx_pipeline import summary  # pylint: disable=g-import-not-at-top
     from tfx_pipeline.anomalies_gate import DataAnomaliesError  # pylint: disable=g-import-not-at-top
+    if config.kubeflow:
+        from tfx_pipeline import kubeflow  # pylint: disable=g-import-not-at-top
+        path = kubeflow.compile_pipeline(pipeline_lib.create_pipeline(config, spec), config.runner.image,
+                                         os.path.join(config.run_dir, 'kubeflow'))
+        console.line(f'compiled the Kubeflow V2 pipeline (image {config.runner.image}, root '
+                     f'{config.runner.pipeline_root})')
+        console.result(json.dumps({'kubeflow_pipeline': path}))
+        return 0
     try:
         runners.run(pipeline_lib.create_pipeline(config, spec), config.runner.kind)
     except DataAnomaliesError as e:
-        print(f'error: {e}', file=sys.stderr)
+        console.line(f'error: {e}')
+        return 1
+    except Exception as e:  # pylint: disable=broad-except  # the log keeps the traceback; the console names it
+        logging.getLogger(__name__).exception('the pipeline failed')
+        console.failed(e)
         return 1
     for line in summary.summarize(config):
-        print(json.dumps(line, sort_keys=False), flush=True)
+        console.result(json.dumps(line, sort_keys=False))
     return 0
 
 

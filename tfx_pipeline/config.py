@@ -17,7 +17,8 @@
     # early_stopping_metric: a training metric ('' = the primary head's AUC: auc, or ctr_auc for a multi-head model).
     evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}, recall_floor: 0.0}   # head_floors: AUC floors of other
     # heads; recall_floor: a retrieval model's Recall@50
-    runner: {kind: local, beam_args: [], enable_cache: false}
+    runner: {kind: local, beam_args: [], enable_cache: false,
+             image: '', pipeline_root: '', image_workdir: /recsys}    # the last three: kind kubeflow
 
 Every unknown key, wrong type or impossible value raises :class:`ConfigError` naming it.
 """
@@ -30,8 +31,11 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import yaml
 
 SPLITS = ('train', 'eval', 'test')
-RUNNERS = ('local', 'beam')
+RUNNERS = ('local', 'beam', 'kubeflow')
+KUBEFLOW = 'kubeflow'
 FORMATS = ('tfrecord', 'csv')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_URI = re.compile(r'^[a-z][a-z0-9+.-]*://', re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -133,6 +137,11 @@ class RunnerConfig:
     # TFX caching reuses a component's outputs when its inputs and settings are unchanged; it cannot see edits to
     # this project's code (modules are named by path), so it is off unless asked for.
     enable_cache: bool = False
+    # kind kubeflow (tfx_pipeline/kubeflow.py): the container image of every task, the pipeline root (a bucket URI;
+    # the pushed models go to <pipeline_root>/serving/<model>/), and where the image holds this repository.
+    image: str = ''
+    pipeline_root: str = ''
+    image_workdir: str = '/recsys'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +159,12 @@ class PipelineConfig:
         return os.path.abspath(os.path.join(self.runs_dir, self.name))
 
     @property
+    def kubeflow(self) -> bool:
+        return self.runner.kind == KUBEFLOW
+
+    @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.run_dir, 'pipeline')
+        return self.runner.pipeline_root if self.kubeflow else os.path.join(self.run_dir, 'pipeline')
 
     @property
     def metadata_path(self) -> str:
@@ -163,8 +176,35 @@ class PipelineConfig:
         return component if isinstance(self.training.model, str) else f'{component}.{model}'
 
     def serving_dir(self, model: str) -> str:
-        """``runs/<name>/serving/<model>``: Pusher writes ``<version>/`` below it, the TF Serving layout."""
+        """``runs/<name>/serving/<model>`` (Kubeflow: ``<pipeline_root>/serving/<model>``): Pusher writes
+        ``<version>/`` below it, the TF Serving layout."""
+        if self.kubeflow:
+            return f'{self.runner.pipeline_root.rstrip("/")}/serving/{model}'
         return os.path.join(self.run_dir, 'serving', model)
+
+    def component_path(self, path: str) -> str:
+        """A file of this project (the feature spec) as the pipeline's components open it: its absolute path, or
+        the image's path under Kubeflow (:func:`image_path`)."""
+        return image_path(path, self.runner.image_workdir) if self.kubeflow else os.path.abspath(path)
+
+    def data_path(self, path: str) -> str:
+        """A data path as the components open it: absolute, or the URI as given."""
+        return path if is_remote(path) else os.path.abspath(path)
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URI a container can open (``gs://``, ``s3://``, …; not ``file://``)."""
+    return bool(_URI.match(path)) and not path.lower().startswith('file://')
+
+
+def image_path(path: str, workdir: str) -> str:
+    """``path`` (a file of this repository) as the container image sees it (the Dockerfile copies the repository
+    to ``workdir``); ValueError for a file outside the repository."""
+    relative = os.path.relpath(os.path.abspath(path), REPO)
+    if relative.startswith(os.pardir):
+        raise ValueError(f'{path} is outside the repository, so not in the image: copy it into the repository (the '
+                         'Dockerfile copies the repository)')
+    return f'{workdir.rstrip("/")}/{relative.replace(os.sep, "/")}'
 
 
 _SECTIONS = {'data': DataConfig, 'training': TrainingConfig, 'evaluation': EvaluationConfig,
@@ -288,6 +328,30 @@ def _check_values(config: PipelineConfig) -> None:
         raise ConfigError(f'config: data.format {config.data.format!r} is not one of {", ".join(FORMATS)}')
     if not config.name or os.sep in config.name:
         raise ConfigError(f'config: name {config.name!r} must be a plain directory name')
+    if config.kubeflow:
+        _check_kubeflow(config)
+
+
+def _check_kubeflow(config: PipelineConfig) -> None:
+    """Every path a Kubeflow task opens must exist in its container: a bucket's URI, or a file of the image."""
+    if not config.runner.image:
+        raise ConfigError('config: runner.image: a Kubeflow run needs the container image its tasks run (see the '
+                          'Dockerfile)')
+    remote = {'runner.pipeline_root': config.runner.pipeline_root, 'data.path': config.data.path}
+    if config.data.item_feed:
+        remote['data.item_feed'] = config.data.item_feed
+    for key, path in remote.items():
+        if not is_remote(path):
+            raise ConfigError(f'config: {key} {path!r} is a local path; a Kubeflow task runs in a container that '
+                              'cannot open it: give a bucket URI (gs://…, s3://…)')
+    if config.data.synthetic is not None:
+        raise ConfigError('config: data.synthetic generates the data on this machine, but a Kubeflow run reads '
+                          'data.path from the bucket: generate it (python -m tfx_pipeline.data --out DIR), copy it '
+                          'there, and set data.synthetic: null')
+    try:
+        image_path(config.feature_spec, config.runner.image_workdir)
+    except ValueError as e:
+        raise ConfigError(f'config: feature_spec: {e}') from e
 
 
 def _join(where: str, key: str) -> str:

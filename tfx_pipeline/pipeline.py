@@ -3,9 +3,9 @@ Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the featur
 
 * ExampleGen: ImportExampleGen for TFRecord data, CsvExampleGen for CSV; the data directory's ``train``,
   ``eval`` and ``test`` sub-directories are the splits (the synthetic generator splits by time).
-* SchemaGen: the schema is generated from the feature spec (ImportSchemaGen), not inferred from the data, so
-  ExampleValidator checks the data against what the spec declares; an AnomaliesGate stops the run with a report
-  naming each wrong feature before Transform starts.
+* SchemaGen: the schema is generated from the feature spec (:mod:`~tfx_pipeline.schema_gen`), not inferred from the
+  data, so ExampleValidator checks the data against what the spec declares; an AnomaliesGate stops the run with a
+  report naming each wrong feature before Transform starts.
 * Transform analyses ``train`` and transforms every split with the spec's ``preprocessing_fn``.
 * Trainer trains on ``train``, stops early on ``eval``; the Evaluator scores ``test`` and blesses against the
   model's own last blessed version; the Pusher copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
@@ -13,6 +13,9 @@ Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the featur
   (``Trainer.<model>``, …) on the one Transform output.
 * A retrieval model (:mod:`rec_models.retrieval`) gets the :mod:`~tfx_pipeline.retrieval_evaluation` Evaluator
   (full-ranking Recall@K, NDCG@K, MRR of the pushed SavedModel; blessing on Recall@50, same no-regression rule).
+* ``runner.kind: kubeflow``: the same components, with the paths the tasks open as their container sees them
+  (:meth:`~tfx_pipeline.config.PipelineConfig.component_path`, ``data_path``) and the cluster's ML Metadata
+  (:mod:`~tfx_pipeline.kubeflow`).
 """
 
 import os
@@ -28,19 +31,13 @@ from tfx_pipeline import export
 from tfx_pipeline import retrieval_evaluation
 from tfx_pipeline.anomalies_gate import AnomaliesGate
 from tfx_pipeline.config import SPLITS, PipelineConfig
+from tfx_pipeline.schema_gen import SpecSchemaGen
 
 DEFAULT_BEAM_ARGS = {
     'local': ['--direct_running_mode=in_memory'],
     'beam': ['--direct_running_mode=multi_processing', '--direct_num_workers=0'],
+    'kubeflow': ['--direct_running_mode=multi_processing', '--direct_num_workers=0'],
 }
-
-
-def write_schema(spec: spec_lib.FeatureSpec, data_format: str, directory: str) -> str:
-    """Writes the spec's raw-data schema as ``directory/schema.pbtxt``; returns the path."""
-    from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
-    path = os.path.join(directory, 'schema.pbtxt')
-    io_utils.write_pbtxt_file(path, schema_lib.schema(spec, data_format))
-    return path
 
 
 def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str, example_gen, transform,
@@ -49,13 +46,13 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
     the training data's CTR per position, for COEC."""
     data = config.data
     heads = registry.heads(model, dict(config.training.hparams))
-    custom_config = {'feature_spec': os.path.abspath(spec.path), 'data_format': data.format,
+    custom_config = {'feature_spec': config.component_path(spec.path), 'data_format': data.format,
                      'training': config.training.for_model(model).to_dict(),
-                     'sample_examples': os.path.abspath(data.split_pattern('test')),
-                     'train_examples': os.path.abspath(data.split_pattern('train'))}
+                     'sample_examples': config.data_path(data.split_pattern('test')),
+                     'train_examples': config.data_path(data.split_pattern('train'))}
     feed, required = data.item_feed_pattern()
     if feed is not None:
-        custom_config.update(item_feed=os.path.abspath(feed), item_feed_required=required)
+        custom_config.update(item_feed=config.data_path(feed), item_feed_required=required)
     trainer = tfx.components.Trainer(
         run_fn='tfx_pipeline.trainer.run_fn',
         examples=transform.outputs['transformed_examples'], transform_graph=transform.outputs['transform_graph'],
@@ -71,9 +68,9 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
     if registry.kind(model) == registry.RETRIEVAL:
         evaluator = retrieval_evaluation.RetrievalEvaluator(
             model=trainer.outputs['model'], baseline_model=baseline.outputs['model'],
-            feature_spec=os.path.abspath(spec.path), data_format=data.format,
-            test_pattern=os.path.abspath(data.split_pattern('test')),
-            train_pattern=os.path.abspath(data.split_pattern('train')),
+            feature_spec=config.component_path(spec.path), data_format=data.format,
+            test_pattern=config.data_path(data.split_pattern('test')),
+            train_pattern=config.data_path(data.split_pattern('train')),
             recall_floor=float(config.evaluation.recall_floor)).with_id(evaluator_id)
         evaluator.add_upstream_node(example_gen)
     else:
@@ -104,20 +101,19 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
     data = config.data
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=split, pattern=os.path.join(split, '*')) for split in SPLITS])
-    input_base = os.path.abspath(os.path.join(data.path, data.format))
+    input_base = config.data_path(os.path.join(data.path, data.format))
     if data.format == schema_lib.CSV:
         example_gen = tfx.components.CsvExampleGen(input_base=input_base, input_config=input_config)
     else:
         example_gen = tfx.components.ImportExampleGen(input_base=input_base, input_config=input_config)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-    schema_gen = tfx.components.ImportSchemaGen(
-        schema_file=write_schema(spec, data.format, os.path.join(config.run_dir, 'schema'))).with_id('SchemaGen')
+    spec_path = config.component_path(spec.path)
+    schema_gen = SpecSchemaGen(feature_spec=spec_path, data_format=data.format).with_id('SchemaGen')
     example_validator = tfx.components.ExampleValidator(statistics=statistics_gen.outputs['statistics'],
                                                         schema=schema_gen.outputs['schema'])
     gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'])
 
-    spec_path = os.path.abspath(spec.path)
     transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
         preprocessing_fn='tfx_pipeline.preprocessing.preprocessing_fn',
@@ -127,12 +123,12 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
     transform.add_upstream_node(gate)
 
     components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
-    expected_ctr = evaluation.position_ctr(spec, data.split_pattern('train'), data.format)
+    expected_ctr = {} if config.kubeflow else evaluation.position_ctr(spec, data.split_pattern('train'), data.format)
     for model in config.training.models:
         components += _model_branch(config, spec, model, example_gen, transform, expected_ctr)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name, pipeline_root=config.pipeline_root, components=components,
         enable_cache=config.runner.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
+        metadata_connection_config=None if config.kubeflow else
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path),
         beam_pipeline_args=DEFAULT_BEAM_ARGS[config.runner.kind] + list(config.runner.beam_args))

@@ -23,6 +23,7 @@ from feature_spec import resolve  # pylint: disable=wrong-import-position
 from feature_spec import spec as spec_lib  # pylint: disable=wrong-import-position
 from rec_models import registry  # pylint: disable=wrong-import-position
 from tfx_pipeline import catalogue  # pylint: disable=wrong-import-position
+from tfx_pipeline import console  # pylint: disable=wrong-import-position
 from tfx_pipeline import export  # pylint: disable=wrong-import-position
 from tfx_pipeline import retrieval_export  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
@@ -83,7 +84,9 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
                                                   mode='min' if watched.endswith(('loss', 'mse')) else 'max',
                                                   patience=config.early_stopping_patience),
-                 _EpochLogger(), NonFiniteLossGuard(), *callbacks]
+                 EpochProgress(config.epochs, config.batch_size, watched,
+                               rows=None if positives_of else console.current().rows.get('train')),
+                 NonFiniteLossGuard(), *callbacks]
     if config.learning_rate_decay != 1.0:
         callbacks.append(tf.keras.callbacks.LearningRateScheduler(
             lambda epoch: config.learning_rate * config.learning_rate_decay ** epoch))
@@ -126,13 +129,40 @@ class NonFiniteLossGuard(tf.keras.callbacks.Callback):
                 'training.learning_rate.')
 
 
-class _EpochLogger(tf.keras.callbacks.Callback):
-    """One log line per epoch with the training and eval metrics, visible while the Trainer runs."""
+class EpochProgress(tf.keras.callbacks.Callback):
+    """A progress bar per epoch on the console (examples/s, ETA), a line per epoch with the watched metric in the
+    log and on the console, and the Trainer's figure (epochs run, the best epoch's watched metric).
+
+    The first epoch's total is ``rows`` (the train split's rows, when StatisticsGen counted them); later epochs'
+    is the first epoch's count."""
+
+    def __init__(self, epochs: int, batch_size: int, watched: str, rows: Optional[int] = None):
+        super().__init__()
+        self.epochs, self.batch_size, self.watched, self.total = epochs, batch_size, watched, rows
+        self.best: Optional[tuple] = None
+        self._bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._bar = console.current().bar(f'epoch {epoch + 1}/{self.epochs}', self.total)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._bar.update(min((batch + 1) * self.batch_size, self.total or (batch + 1) * self.batch_size))
 
     def on_epoch_end(self, epoch, logs=None):
-        figures = ' '.join(f'{k}={v:.5f}' for k, v in sorted((logs or {}).items()))
+        logs = logs or {}
+        figures = ' '.join(f'{k}={v:.5f}' for k, v in sorted(logs.items()))
         absl.logging.info('Trainer epoch %d: %s', epoch + 1, figures)
-        print(f'[trainer] epoch {epoch + 1}: {figures}', flush=True)
+        self.total = self._bar.done
+        shown = {k: logs[k] for k in (self.watched, f'val_{self.watched}', 'loss', 'val_loss') if k in logs}
+        self._bar.close(': ' + ' '.join(f'{k} {v:.4f}' for k, v in shown.items()))
+        value = logs.get(f'val_{self.watched}')
+        lower_is_better = self.watched.endswith(('loss', 'mse'))
+        if value is not None and (self.best is None or (value < self.best[1] if lower_is_better
+                                                        else value > self.best[1])):
+            self.best = (epoch + 1, value)
+        done = f'{epoch + 1} epochs'
+        console.current().report(done if self.best is None else
+                                 f'{done}, best val_{self.watched} {self.best[1]:.4f} (epoch {self.best[0]})')
 
 
 def _item_feed(custom_config) -> Optional[str]:
@@ -140,7 +170,7 @@ def _item_feed(custom_config) -> Optional[str]:
     generated before it wrote one)."""
     feed = custom_config.get('item_feed')
     if feed and not custom_config.get('item_feed_required') and not tf.io.gfile.glob(feed):
-        print(f'[trainer] no item feed at {feed}: the index holds the vocabulary\'s items only', flush=True)
+        console.current().line(f'no item feed at {feed}: the index holds the vocabulary\'s items only')
         return None
     return feed
 

@@ -18,8 +18,9 @@ from tfx_pipeline.config import SPLITS, ConfigError, PipelineConfig
 _KINDS = {'int64_list': 'int64', 'float_list': 'float32', 'bytes_list': 'string'}
 
 
-def validate(config: PipelineConfig) -> spec_lib.FeatureSpec:
-    """Returns the loaded feature spec; raises ConfigError or SpecError naming what is wrong."""
+def validate(config: PipelineConfig, check_data: bool = True) -> spec_lib.FeatureSpec:
+    """Returns the loaded feature spec; raises ConfigError or SpecError naming what is wrong. ``check_data=False``:
+    the models and the spec only (a compiled pipeline's data is in a bucket this machine does not read)."""
     for model in config.training.models:
         try:
             registry.validate(model, dict(config.training.hparams))
@@ -38,6 +39,8 @@ def validate(config: PipelineConfig) -> spec_lib.FeatureSpec:
     if unknown:
         raise ConfigError(f'config: evaluation.head_floors: no model of the run serves {unknown} besides its primary '
                           f'head (their other heads: {sorted(secondary)})')
+    if not check_data:
+        return spec
     generated = summary.data_metadata(config.data.path).get('config')   # the synthetic generator's settings
     sampled = generated.get('negative_sampling_rate', 1.0) if generated else spec.negative_sampling_rate
     if sampled != spec.negative_sampling_rate:

@@ -88,16 +88,17 @@ def test_item_feed_is_the_configured_one_or_the_generators():
     assert config_lib.from_dict({'data': {'path': 'd'}}).data.item_feed_pattern() == (None, False)
 
 
-def test_a_mistyped_data_path_is_not_filled_with_synthetic_data_the_spec_cannot_read(tmp_path, capsys):
+def test_a_mistyped_data_path_is_not_filled_with_synthetic_data_the_spec_cannot_read(tmp_path, capfd):
     from tfx_pipeline import __main__ as cli  # pylint: disable=import-outside-toplevel
     spec = tmp_path / 'mine.yaml'   # the user's own spec: a column the generator does not write
     with open('feature_spec/specs/synthetic.yaml') as f:
         spec.write_text(f.read().replace('price_bucket: {source: price,', 'price_bucket: {source: shelf_price,'))
     typo = tmp_path / 'mydata_typo'
     code = cli.main(['run', '--config', 'tfx_pipeline/configs/demo.yaml', '--set', f'data.path={typo}',
-                     '--set', f'feature_spec={spec}', '--set', 'data.synthetic={preset: tiny}'])
+                     '--set', f'feature_spec={spec}', '--set', 'data.synthetic={preset: tiny}',
+                     '--set', f'runs_dir={tmp_path / "runs"}'])
     assert code == 2
-    error = capsys.readouterr().err
+    error = capfd.readouterr().err   # the console writes to the terminal's file descriptor
     assert 'check data.path' in error and 'shelf_price' in error and str(typo) in error
     assert not typo.exists()
 

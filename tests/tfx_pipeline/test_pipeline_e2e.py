@@ -21,6 +21,7 @@ import csv
 import glob
 import json
 import os
+import re
 import urllib.request
 
 import grpc
@@ -50,10 +51,15 @@ def test_summary_reports_metrics_against_the_bayes_ceiling(pipeline_run, tiny_da
     assert summary['fraction_of_ceiling'] == pytest.approx(
         (summary['test_auc'] - 0.5) / (bayes_auc - 0.5), abs=1e-4)
     assert 0 < summary['logloss'] < 0.6 and summary['blessed'] is True
-    # Progress was visible while it ran: component start/end and the Trainer's epochs.
-    assert 'Component Transform is running' in pipeline_run.result.stderr
-    assert 'Component Pusher.din is finished' in pipeline_run.result.stderr
-    assert '[trainer] epoch 1:' in pipeline_run.result.stdout
+    # Progress was visible while it ran: component start/end with their figures, and the Trainer's epochs.
+    console = pipeline_run.result.stderr
+    assert '] Transform …' in console
+    assert re.search(r'Transform done in [0-9.]+ s: vocabularies item_id [0-9,]+', console)
+    rows = re.search(r'StatisticsGen done in [0-9.]+ s: rows eval [0-9,]+, test ([0-9,]+), train [0-9,]+', console)
+    assert rows and int(rows.group(1).replace(',', '')) == summary['example_count']  # the Evaluator's test rows
+    assert 'Pusher.din done in' in console and f'pushed {summary["pushed_model"]}' in console
+    assert re.search(r'Evaluator.din done in [0-9.]+ s: test_auc 0\.[0-9]{4}, blessed', console)
+    assert re.search(r'epoch 1/2: [0-9,]+ examples in [0-9.]+ s \([0-9,]+ examples/s\): auc 0\.', console)
 
 
 def test_served_over_grpc_and_rest_with_the_trainers_scores(pipeline_run):
@@ -169,7 +175,7 @@ def test_string_in_numeric_column_is_stopped_by_example_validator(tiny_data, tmp
     assert result.returncode == 1, result.stderr[-3000:]
     assert 'the data does not match the feature spec' in result.stderr
     assert 'train/price:' in result.stderr
-    assert 'Component Transform is running' not in result.stderr
+    assert '] Transform …' not in result.stderr and 'AnomaliesGate …' in result.stderr
 
 
 def _impression_id(serialized: bytes) -> int:

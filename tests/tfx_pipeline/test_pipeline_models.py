@@ -25,10 +25,11 @@ def fixture_run(request):
 
 
 def test_one_transform_and_a_branch_per_model(run):
-    assert run.result.stderr.count('Component Transform is running') == 1
+    assert run.result.stderr.count('] Transform …') == 1
     for model in run.summaries:
-        assert f'Component Pusher.{model} is finished' in run.result.stderr, model
-    assert '[trainer] epoch 1:' in run.result.stdout
+        assert f'] Pusher.{model} done in' in run.result.stderr, model
+        assert f'] Trainer.{model} done in' in run.result.stderr, model
+    assert 'epoch 1/' in run.result.stderr
 
 
 def _ranking(run):

@@ -74,7 +74,7 @@ def test_a_second_run_reuses_the_unchanged_components_and_a_floor_it_cannot_clea
     first, _ = runs['first']
     floor, _ = runs['floor']
     states = _executions(str(runs['run_dir']))
-    for node in ('ImportExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'Transform', 'Trainer'):
+    for node in ('ImportExampleGen', 'StatisticsGen', 'SpecSchemaGen', 'Transform', 'Trainer'):
         assert states[node][:2] == ['COMPLETE', 'CACHED'], (node, states[node])
     assert states['Evaluator'][:2] == ['COMPLETE', 'COMPLETE']          # its config changed: evaluated again
     # the same model on the same data: the same figures, not blessed under the floor, nothing new pushed

@@ -19,7 +19,7 @@ this was built on, writer threads (the GIL) and processes (pickling) were both s
 import json
 import math
 import pathlib
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,17 +45,21 @@ def write(dataset: synthetic.Dataset, out_dir, formats: Sequence[str] = FORMATS,
 
 
 def generate_and_write(config: synthetic.GeneratorConfig, out_dir, formats: Sequence[str] = FORMATS,
-                       num_shards: Optional[int] = None) -> dict:
-    """Generate ``config`` chunk by chunk and write each chunk's shards as it comes (memory: one chunk).
+                       num_shards: Optional[int] = None, progress: Optional[Callable[[int], None]] = None) -> dict:
+    """Generate ``config`` chunk by chunk and write each chunk's shards as it comes (memory: one chunk);
+    ``progress`` is called with the rows written so far after each chunk.
 
     ``num_shards`` applies to each chunk. For a config of one chunk (num_users ≤ users_per_chunk) the files equal
     those of ``write(generate(config))``.
     """
     shards = _Shards(out_dir, formats, num_shards)
-    summaries = []
+    summaries, rows = [], 0
     for chunk in synthetic.generate_chunks(config):
         shards.write(chunk)
         summaries.append(synthetic.summary_columns(chunk))
+        rows += sum(len(next(iter(split.values()))) for split in chunk.values())
+        if progress is not None:
+            progress(rows)
     write_item_feed(synthetic.item_feed(config), out_dir, formats)
     return _write_metadata(out_dir, synthetic.summarize(config, summaries))
 

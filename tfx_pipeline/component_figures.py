@@ -2,7 +2,8 @@
 
 ExampleGen: its splits and their size on disk; StatisticsGen: rows per split (kept for the Trainer's progress bar);
 SchemaGen: features; ExampleValidator: anomalies found; Transform: the largest vocabularies; Evaluator: the primary
-metric and the blessing; Pusher: where the model went. The Trainer reports its own (epochs, best eval metric).
+metric and the blessing; Canary: how the served candidate answered, or why it was refused; Pusher: where the model
+went. The Trainer reports its own (epochs, best eval metric).
 """
 
 import os
@@ -91,7 +92,7 @@ def evaluation(config: PipelineConfig, model: str) -> str:
 
 def push(config: PipelineConfig, model: str) -> str:
     pushed = _model_summary(config, model)['pushed_model']
-    return f'pushed {pushed}' if pushed else 'not pushed (not blessed)'
+    return f'pushed {pushed}' if pushed else 'not pushed (not blessed, or refused by the canary)'
 
 
 def for_run(config: PipelineConfig, console: Console) -> Callable[[str], Optional[str]]:
@@ -112,6 +113,9 @@ def for_run(config: PipelineConfig, console: Console) -> Callable[[str], Optiona
             return vocabularies(latest_output(root, node_id, 'transform_graph'))
         if kind == 'Evaluator':
             return evaluation(config, model or config.training.models[0])
+        if kind == 'Canary':
+            from tfx_pipeline import canary  # pylint: disable=g-import-not-at-top
+            return canary.describe(canary.read_report(latest_output(root, node_id, 'infra_blessing')))
         if kind == 'Pusher':
             return push(config, model or config.training.models[0])
         return None

@@ -15,8 +15,8 @@
                shuffle_buffer: 200000}
     # training.model may be a list of names: one Trainer, Evaluator and Pusher each, on one Transform.
     # early_stopping_metric: a training metric ('' = the primary head's AUC: auc, or ctr_auc for a multi-head model).
-    evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}, recall_floor: 0.0}   # head_floors: AUC floors of other
-    # heads; recall_floor: a retrieval model's Recall@50
+    evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}, recall_floor: 0.0, canary: true}   # head_floors: AUC
+    # floors of other heads; recall_floor: a retrieval model's Recall@50; canary: serve before pushing
     runner: {kind: local, beam_args: [], enable_cache: false,
              image: '', pipeline_root: '', image_workdir: /recsys}    # the last three: kind kubeflow
 
@@ -128,6 +128,8 @@ class EvaluationConfig:
     head_floors: Mapping[str, float] = dataclasses.field(default_factory=dict)
     # Retrieval models: the floor of the test Recall@50 (full ranking over the item vocabulary) for blessing.
     recall_floor: float = 0.0
+    # Before the Pusher, the project's server serves the candidate in a new process (tfx_pipeline/canary.py).
+    canary: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,9 @@ Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the featur
   model's own last blessed version; the Pusher copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
   With several models (``training.model`` a list) each gets its own Trainer, Evaluator and Pusher
   (``Trainer.<model>``, …) on the one Transform output.
+* Canary (``evaluation.canary``, on by default): between the Evaluator and the Pusher, the project's server loads
+  the candidate in a new process, replays its warmup requests and answers logged test examples; the Pusher pushes
+  only a model both blessed (:mod:`~tfx_pipeline.canary`).
 * A retrieval model (:mod:`rec_models.retrieval`) gets the :mod:`~tfx_pipeline.retrieval_evaluation` Evaluator
   (full-ranking Recall@K, NDCG@K, MRR of the pushed SavedModel; blessing on Recall@50, same no-regression rule).
 * ``runner.kind: kubeflow``: the same components, with the paths the tasks open as their container sees them
@@ -30,6 +33,7 @@ from tfx_pipeline import evaluation
 from tfx_pipeline import export
 from tfx_pipeline import retrieval_evaluation
 from tfx_pipeline.anomalies_gate import AnomaliesGate
+from tfx_pipeline.canary import Canary
 from tfx_pipeline.config import SPLITS, PipelineConfig
 from tfx_pipeline.schema_gen import SpecSchemaGen
 
@@ -75,12 +79,19 @@ def _model_branch(config: PipelineConfig, spec: spec_lib.FeatureSpec, model: str
         evaluator.add_upstream_node(example_gen)
     else:
         evaluator = _evaluator(config, spec, heads, example_gen, trainer, baseline, expected_ctr, evaluator_id)
+    checks = []
+    if config.evaluation.canary:
+        checks.append(Canary(model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+                             examples_pattern=config.data_path(data.split_pattern('test')),
+                             feature_spec=config.component_path(spec.path), data_format=data.format
+                             ).with_id(config.node_id('Canary', model)))
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'], model_blessing=evaluator.outputs['blessing'],
+        infra_blessing=checks[0].outputs['infra_blessing'] if checks else None,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir(model)))
     ).with_id(config.node_id('Pusher', model))
-    return [trainer, baseline, evaluator, pusher]
+    return [trainer, baseline, evaluator, *checks, pusher]
 
 
 def _evaluator(config: PipelineConfig, spec: spec_lib.FeatureSpec, heads, example_gen, trainer, baseline,

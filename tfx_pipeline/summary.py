@@ -30,7 +30,7 @@ HEAD_METRICS = ('auc', 'gauc', 'logloss', 'calibration', 'relevance_auc', 'conve
 def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str, Any]:
     """model, test metrics of its last evaluation (the primary head's; a multi-head model's other heads under
     ``heads``; the relevance AUC when the data has click-if-examined labels), the data's Bayes AUC, the fraction of it
-    reached, the push."""
+    reached, the blessing, the canary's verdict, the push."""
     store = store or _store(config.metadata_path)
     evaluation_artifact = _latest(store, 'ModelEvaluation', config.node_id('Evaluator', model))
     if registry.kind(model) == registry.RETRIEVAL:
@@ -55,6 +55,7 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
         'fraction_of_ceiling': (fraction_of_ceiling(test_auc, bayes_auc)
                                 if test_auc is not None and bayes_auc is not None else None),
         'blessed': bool(blessing and _property(blessing, 'blessed')),
+        'canary': _canary(config, model, store),
         'pushed_model': _property(pushed, 'pushed_destination') if pushed and _property(pushed, 'pushed') else None,
         'run_dir': config.run_dir,
     }
@@ -78,9 +79,16 @@ def _retrieval_summary(config: PipelineConfig, model: str, store, evaluation_art
     return _rounded({
         'model': model, **metrics,
         'blessed': bool(blessing and _property(blessing, 'blessed')),
+        'canary': _canary(config, model, store),
         'pushed_model': _property(pushed, 'pushed_destination') if pushed and _property(pushed, 'pushed') else None,
         'run_dir': config.run_dir,
     })
+
+
+def _canary(config: PipelineConfig, model: str, store) -> Optional[bool]:
+    """Whether the canary served the model (None: no canary ran)."""
+    infra = _latest(store, 'InfraBlessing', config.node_id('Canary', model))
+    return None if infra is None else bool(_property(infra, 'blessed'))
 
 
 def _rounded(values: Dict[str, Any]) -> Dict[str, Any]:

@@ -51,14 +51,15 @@ def test_the_demo_compiles_to_a_pipeline_job_with_its_tasks_and_dependencies(tmp
     resolvers = {name for name in tasks if name.startswith('latest_blessed_model_resolver')}
     assert resolvers and set(tasks) - resolvers == {
         'ImportExampleGen', 'StatisticsGen', 'SchemaGen', 'ExampleValidator', 'AnomaliesGate', 'Transform',
-        'Trainer', 'Evaluator', 'Pusher'}
+        'Trainer', 'Evaluator', 'Canary', 'Pusher'}
     assert depends['StatisticsGen'] == {'ImportExampleGen'}
     assert depends['ExampleValidator'] == {'StatisticsGen', 'SchemaGen'}
     assert depends['AnomaliesGate'] == {'ExampleValidator'}
     assert depends['Transform'] == {'ImportExampleGen', 'SchemaGen', 'AnomaliesGate'}
     assert depends['Trainer'] == {'Transform'}
     assert {'Trainer', 'ImportExampleGen'} <= depends['Evaluator'] and depends['Evaluator'] & resolvers
-    assert depends['Pusher'] == {'Trainer', 'Evaluator'}
+    assert depends['Canary'] == {'Trainer', 'Evaluator'}
+    assert depends['Pusher'] == {'Trainer', 'Evaluator', 'Canary'}
 
     images = {executor.container.image for executor in deployment.executors.values() if executor.HasField('container')}
     assert images == {IMAGE}
@@ -69,6 +70,7 @@ def test_the_demo_compiles_to_a_pipeline_job_with_its_tasks_and_dependencies(tmp
     assert trainer['sample_examples'] == 'gs://bucket/data/default/tfrecord/test/*'
     assert trainer['training']['model'] == 'din'
     assert 'gs://bucket/pipelines/serving/din' in _parameter(spec, 'Pusher', 'push_destination')
+    assert _parameter(spec, 'Canary', 'examples_pattern') == 'gs://bucket/data/default/tfrecord/test/*'
 
     again = run_cli(*args, '--set', f'runner.image={IMAGE}-2', timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -50,7 +50,7 @@ def test_summary_reports_metrics_against_the_bayes_ceiling(pipeline_run, tiny_da
     assert 0.55 < summary['test_auc'] <= bayes_auc + 0.03
     assert summary['fraction_of_ceiling'] == pytest.approx(
         (summary['test_auc'] - 0.5) / (bayes_auc - 0.5), abs=1e-4)
-    assert 0 < summary['logloss'] < 0.6 and summary['blessed'] is True
+    assert 0 < summary['logloss'] < 0.6 and summary['blessed'] is True and summary['canary'] is True
     # Progress was visible while it ran: component start/end with their figures, and the Trainer's epochs.
     console = pipeline_run.result.stderr
     assert '] Transform …' in console
@@ -59,6 +59,8 @@ def test_summary_reports_metrics_against_the_bayes_ceiling(pipeline_run, tiny_da
     assert rows and int(rows.group(1).replace(',', '')) == summary['example_count']  # the Evaluator's test rows
     assert 'Pusher.din done in' in console and f'pushed {summary["pushed_model"]}' in console
     assert re.search(r'Evaluator.din done in [0-9.]+ s: test_auc 0\.[0-9]{4}, blessed', console)
+    assert re.search(r'Canary.din done in [0-9.]+ s: served in a new process .*serving_default [0-9]+ ms, rank',
+                     console)
     assert re.search(r'epoch 1/2: [0-9,]+ examples in [0-9.]+ s \([0-9,]+ examples/s\): auc 0\.', console)
 
 
@@ -185,6 +187,11 @@ def _impression_id(serialized: bytes) -> int:
 def test_model_trained_from_csv_serves_typed_examples(tiny_data, tmp_path):
     result = run_cli('run', '--config', write_config(tmp_path, tiny_data, 'from_csv', data_format='csv', epochs=1))
     assert result.returncode == 0, result.stderr[-5000:]
+    # A short console: a line per component start and end, one per epoch, the log's path, the summary; no warnings.
+    console = result.stderr.splitlines()
+    assert len(console) + len(result.stdout.splitlines()) < 30, result.stderr
+    assert all(re.match(r'^(\[ *[0-9:]+\] |        epoch )', line) for line in console), result.stderr
+    assert not re.search(r'warn|error|traceback', result.stderr, re.IGNORECASE)
     pushed = json.loads(result.stdout.strip().splitlines()[-1])['pushed_model']
     assert os.path.exists(os.path.join(pushed, signatures.WARMUP_FILE))
     _, expected = sample_predictions(tmp_path / 'runs' / 'from_csv')

@@ -80,7 +80,7 @@ def test_a_second_run_reuses_the_unchanged_components_and_a_floor_it_cannot_clea
     # the same model on the same data: the same figures, not blessed under the floor, nothing new pushed
     assert (floor['test_auc'], floor['gauc'], floor['logloss']) == (first['test_auc'], first['gauc'],
                                                                     first['logloss'])
-    assert floor['blessed'] is False and floor['pushed_model'] is None
+    assert floor['blessed'] is False and floor['pushed_model'] is None and floor['canary'] is False
     assert len(os.listdir(runs['run_dir'] / 'serving' / 'din')) == 1
 
 

@@ -38,12 +38,13 @@ def _lines(console):
     return console.err.getvalue().splitlines()
 
 
-def test_components_start_and_end_with_duration_and_figure(monkeypatch):
-    monkeypatch.setattr(logging.getLogger('absl'), 'level', logging.INFO)   # as runners.run sets it
+def test_components_start_and_end_with_duration_and_figure():
     console = _console()
     console.figures = lambda node: {'StatisticsGen': 'rows train 10'}.get(node)
     boundaries = console_lib._Boundaries(console)  # pylint: disable=protected-access
     logger = logging.getLogger('absl')
+    level = logger.level
+    logger.setLevel(logging.INFO)   # as runners.run sets it (setLevel, not the attribute: it clears logging's cache)
     logger.addHandler(boundaries)
     try:
         logger.info('Component %s is running.', 'StatisticsGen')
@@ -60,6 +61,7 @@ def test_components_start_and_end_with_duration_and_figure(monkeypatch):
         logger.info('Component %s is finished.', 'Pusher.din')      # a figure that fails
     finally:
         logger.removeHandler(boundaries)
+        logger.setLevel(level)
     lines = _lines(console)
     started = [line[8:] for line in lines if '…' in line]
     assert started == ['StatisticsGen …', 'Trainer.din …', 'Evaluator.din …', 'Pusher.din …']

@@ -31,6 +31,10 @@ _BAR_WIDTH = 24
 _BOUNDARY = re.compile(r'^(?:Component|node) (\S+) is (running|finished)\.$')
 
 
+def _now() -> float:
+    return time.monotonic()
+
+
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}' if seconds >= 3600 else \
@@ -43,17 +47,17 @@ class Bar:
 
     def __init__(self, console: 'Console', label: str, total: Optional[int], unit: str):
         self._console, self.label, self.total, self.unit = console, label, total, unit
-        self.started = self._last_draw = self._last_line = time.monotonic()
+        self.started = self._last_draw = self._last_line = _now()
         self.done = 0
 
     def rate(self) -> float:
-        return self.done / max(time.monotonic() - self.started, 1e-9)
+        return self.done / max(_now() - self.started, 1e-9)
 
     def text(self) -> str:
         rate = self.rate()
         figures = f'{self.done:,} {self.unit} {rate:,.0f} {self.unit}/s'
         if not self.total:
-            return f'{self.label} {figures} {_clock(time.monotonic() - self.started)}'
+            return f'{self.label} {figures} {_clock(_now() - self.started)}'
         fraction = min(self.done / self.total, 1.0)
         filled = int(round(fraction * _BAR_WIDTH))
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
@@ -62,7 +66,7 @@ class Bar:
 
     def update(self, done: int) -> None:
         self.done = done
-        now = time.monotonic()
+        now = _now()
         if self._console.tty:
             if now - self._last_draw >= _REDRAW_S:
                 self._last_draw = now
@@ -72,7 +76,7 @@ class Bar:
             self._console.line(self.text())
 
     def close(self, suffix: str = '') -> None:
-        seconds = time.monotonic() - self.started
+        seconds = _now() - self.started
         line = f'{self.label}: {self.done:,} {self.unit} in {seconds:.1f} s ({self.rate():,.0f} {self.unit}/s)'
         self._console.line(f'{line}{suffix}', indent=True)
 
@@ -82,7 +86,7 @@ class Console:
 
     def __init__(self, err=None, out=None, log_path: Optional[str] = None):
         self._err, self._out, self.log_path = err, out, log_path
-        self.started = time.monotonic()
+        self.started = _now()
         self.rows: Dict[str, int] = {}        # rows per split, once StatisticsGen has counted them
         self.figures: Optional[Callable[[str], Optional[str]]] = None
         self.running: Optional[str] = None
@@ -115,7 +119,7 @@ class Console:
 
     def line(self, text: str, indent: bool = False) -> None:
         self._clear()
-        prefix = ' ' * 7 if indent else f'[{_clock(time.monotonic() - self.started):>5}]'
+        prefix = ' ' * 7 if indent else f'[{_clock(_now() - self.started):>5}]'
         self.err.write(f'{prefix} {text}\n')
         self.err.flush()
 
@@ -133,11 +137,11 @@ class Console:
 
     def component(self, node_id: str, state: str) -> None:
         if state == 'running':
-            self.running, self._component_started, self._reported = node_id, time.monotonic(), None
+            self.running, self._component_started, self._reported = node_id, _now(), None
             if not node_id.startswith('latest_blessed_model_resolver'):
                 self.line(f'{node_id} …')
             return
-        seconds = time.monotonic() - self._component_started
+        seconds = _now() - self._component_started
         self.running = None
         if node_id.startswith('latest_blessed_model_resolver'):
             return
@@ -151,7 +155,7 @@ class Console:
 
     def failed(self, error: BaseException) -> None:
         """The failed component (if one was running), the error's first lines and the log's path."""
-        where = f'{self.running} failed after {time.monotonic() - self._component_started:.1f} s' \
+        where = f'{self.running} failed after {_now() - self._component_started:.1f} s' \
             if self.running else 'the run failed'
         message = [line for line in str(error).strip().splitlines() if line.strip()] or ['']
         shown = message[:6] + (['…'] if len(message) > 6 else [])

@@ -75,7 +75,7 @@ def test_components_start_and_end_with_duration_and_figure():
 
 def test_a_bar_redraws_on_a_terminal_and_prints_its_last_line_elsewhere(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(console_lib.time, 'monotonic', lambda: clock[0])
+    monkeypatch.setattr(console_lib, '_now', lambda: clock[0])   # the console's clock, not the process's
     terminal = _console(_Terminal())
     bar = terminal.bar('epoch 1/2', 1000)
     for done in (250, 500):

@@ -14,7 +14,6 @@ cores the clients and the server share them.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,12 +31,12 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # 
 
 from serving import load, signatures  # pylint: disable=wrong-import-position
 from serving.examples import join_for_rank, split_for_rank  # pylint: disable=wrong-import-position
+from serving.server import listening_port  # pylint: disable=wrong-import-position
 from tfx_pipeline import data, experiment, export, trainer  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
 
 CANDIDATES = (1, 10, 100, 500)
 CLIENTS = (1, 4, 16)
-LISTENING = re.compile(r'gRPC on [^:]+:(\d+)')
 
 
 def main(argv=None):
@@ -138,9 +137,9 @@ def _in_process_floors(version_dir: str, inputs, repeats: int = 30) -> dict:
 
 def _wait_for_port(server: subprocess.Popen) -> int:
     for line in server.stdout:
-        match = LISTENING.search(line)
-        if match:
-            return int(match.group(1))
+        port = listening_port(line)
+        if port is not None:
+            return port
     raise RuntimeError(f'the server exited (status {server.wait()}) before listening')
 
 

@@ -28,6 +28,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import logging
+import re
 import signal
 import sys
 import threading
@@ -85,6 +86,16 @@ class ServerOptions:
     tensorflow_inter_op_parallelism: int = 0
 
 
+_LISTENING = re.compile(r'^serving: gRPC on [^,]+:(\d+),')
+
+
+def listening_port(line: str) -> Optional[int]:
+    """The gRPC port of the line the CLI prints once serving (:meth:`ModelServer.listening_line`); None for any
+    other line (a process that starts the server reads its stdout with this)."""
+    match = _LISTENING.match(line)
+    return int(match.group(1)) if match else None
+
+
 class ModelServer:
     """The model server, in-process: ``server = ModelServer(config, options).start()`` ... ``server.stop()``.
 
@@ -140,7 +151,7 @@ class ModelServer:
         if self.batcher is not None:
             self.batcher.stop()
 
-    def listening_line(self) -> str:
+    def listening_line(self) -> str:  # read back by :func:`listening_port`
         """The line the CLI prints once serving: where it listens and which models it serves."""
         rest_text = f'REST on {self.options.host}:{self.rest_port}' if self.rest_port else 'REST off'
         return (f'serving: gRPC on {self.options.host}:{self.grpc_port}, {rest_text}, '

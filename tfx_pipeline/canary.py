@@ -12,7 +12,6 @@ change. A model the Evaluator did not bless is not loaded (it will not be pushed
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,24 +32,16 @@ class CanaryError(RuntimeError):
     """The candidate could not be served: the message says where it failed."""
 
 
-def _linked_copy(source: str, target: str) -> None:
-    """``source`` copied to ``target`` as hard links where the filesystem allows (the model is not read twice)."""
-    def link(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-    shutil.copytree(source, target, copy_function=link)
-
-
 def _wait_for_port(process: subprocess.Popen, deadline: float) -> int:
-    """The gRPC port the server prints once its models are loaded (``serving: gRPC on host:port, …``)."""
+    """The gRPC port the server prints once its models are loaded (:func:`serving.server.listening_port`)."""
+    from serving.server import listening_port  # pylint: disable=g-import-not-at-top
     found: List[int] = []
 
     def read():
         for line in process.stdout:
-            if line.startswith('serving: gRPC on') and not found:
-                found.append(int(line.split(',')[0].rsplit(':', 1)[1]))
+            port = listening_port(line)
+            if port is not None and not found:
+                found.append(port)
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     while not found and process.poll() is None and time.monotonic() < deadline:
@@ -105,7 +96,8 @@ def check(serving_model_dir: str, examples: Sequence[bytes], spec=None, workdir:
         raise CanaryError('no canary examples: the test split is empty')
     deadline = time.monotonic() + timeout_s
     with tempfile.TemporaryDirectory(dir=workdir) as base:
-        _linked_copy(serving_model_dir, os.path.join(base, 'canary', '1'))
+        os.makedirs(os.path.join(base, 'canary'))   # version 1: the export itself (the server loads a snapshot)
+        os.symlink(os.path.abspath(serving_model_dir), os.path.join(base, 'canary', '1'))
         log_path = os.path.join(base, 'server.log')
         with open(log_path, 'w') as log:
             env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}

@@ -67,10 +67,9 @@ def anomalies(uri: str) -> str:
 
 def vocabularies(uri: str) -> str:
     assets = os.path.join(uri, 'transform_fn', 'assets')
-    sizes = {}
-    for name in sorted(os.listdir(assets)) if os.path.isdir(assets) else []:
-        with open(os.path.join(assets, name), 'rb') as f:
-            sizes[name] = sum(1 for _ in f)
+    from feature_spec import resolve  # pylint: disable=g-import-not-at-top
+    sizes = {name: len(resolve.vocabulary_tokens(os.path.join(assets, name)))
+             for name in (sorted(os.listdir(assets)) if os.path.isdir(assets) else [])}
     if not sizes:
         return 'no vocabularies'
     largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:_SHOWN_VOCABULARIES]
@@ -79,19 +78,15 @@ def vocabularies(uri: str) -> str:
         (f' (+{more} more)' if more > 0 else '')
 
 
-def _model_summary(config: PipelineConfig, model: str) -> dict:
-    return summary.summarize_model(config, model)
-
-
 def evaluation(config: PipelineConfig, model: str) -> str:
-    values = _model_summary(config, model)
+    values = summary.summarize_model(config, model)
     metric = 'test_auc' if 'test_auc' in values else next((k for k in values if k.startswith('recall_at')), None)
     shown = f'{metric} {values[metric]:.4f}, ' if metric and isinstance(values.get(metric), float) else ''
     return shown + ('blessed' if values['blessed'] else 'NOT blessed (it will not be pushed)')
 
 
 def push(config: PipelineConfig, model: str) -> str:
-    pushed = _model_summary(config, model)['pushed_model']
+    pushed = summary.summarize_model(config, model)['pushed_model']
     return f'pushed {pushed}' if pushed else 'not pushed (not blessed, or refused by the canary)'
 
 

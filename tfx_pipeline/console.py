@@ -182,16 +182,15 @@ class _Boundaries(logging.Handler):
         self.console = console
 
     def emit(self, record):
-        match = _BOUNDARY.match(str(record.msg) % record.args if record.args else str(record.msg))
+        match = _BOUNDARY.match(record.getMessage())
         if match:
             self.console.component(*match.groups())
 
 
 @contextlib.contextmanager
-def capture(log_dir: str, verbose: bool = False,
-            figures: Optional[Callable[[str], Optional[str]]] = None):
+def capture(log_dir: str, verbose: bool = False):
     """Points :data:`CONSOLE` at the terminal and everything else at a new log file in ``log_dir`` (module
-    docstring); with ``verbose``, only adds the component lines. Yields the console."""
+    docstring); with ``verbose``, only adds the component lines. Yields the console (set its ``figures``)."""
     global CONSOLE  # pylint: disable=global-statement
     os.makedirs(log_dir, exist_ok=True)
     log_path = os.path.join(log_dir, time.strftime('run-%Y%m%d-%H%M%S.log'))
@@ -209,7 +208,6 @@ def capture(log_dir: str, verbose: bool = False,
         console = Console(err, out, log_path)
     else:
         console = Console(log_path=None)
-    console.figures = figures
     previous, CONSOLE = CONSOLE, console
     boundaries = _Boundaries(console)
     absl_logger = logging.getLogger('absl')

@@ -82,7 +82,7 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     eval_data = input_fn(eval_files, tft_output, labels, config.batch_size, positives_of=positives_of)
     watched = early_stopping_metric(model, config)
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
-                                                  mode='min' if watched.endswith(('loss', 'mse')) else 'max',
+                                                  mode='min' if lower_is_better(watched) else 'max',
                                                   patience=config.early_stopping_patience),
                  EpochProgress(config.epochs, config.batch_size, watched,
                                rows=None if positives_of else console.current().rows.get('train')),
@@ -95,6 +95,11 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,
                         verbose=0)
     return model, history
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a lower value of ``metric`` is better (a loss or an error), as early stopping reads it."""
+    return metric.endswith(('loss', 'mse'))
 
 
 def early_stopping_metric(model, config: TrainingConfig) -> str:
@@ -156,8 +161,7 @@ class EpochProgress(tf.keras.callbacks.Callback):
         shown = {k: logs[k] for k in (self.watched, f'val_{self.watched}', 'loss', 'val_loss') if k in logs}
         self._bar.close(': ' + ' '.join(f'{k} {v:.4f}' for k, v in shown.items()))
         value = logs.get(f'val_{self.watched}')
-        lower_is_better = self.watched.endswith(('loss', 'mse'))
-        if value is not None and (self.best is None or (value < self.best[1] if lower_is_better
+        if value is not None and (self.best is None or (value < self.best[1] if lower_is_better(self.watched)
                                                         else value > self.best[1])):
             self.best = (epoch + 1, value)
         done = f'{epoch + 1} epochs'

@@ -11,7 +11,6 @@ import base64
 import dataclasses
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from tensorflow_serving.apis import get_model_status_pb2, predict_pb2, predictio
 
 from serving import load, model_manager, signatures
 from serving.examples import split_for_rank
+from serving.server import listening_port
 from tfx_pipeline import export, trainer
 from tfx_pipeline.config import TrainingConfig
 
@@ -35,7 +35,6 @@ pytestmark = pytest.mark.pipeline   # the DIN is trained on the tiny data set's 
 
 State = get_model_status_pb2.ModelVersionStatus
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LISTENING = re.compile(r'gRPC on [^:]+:(\d+)')
 VARIABLES_DATA = os.path.join('variables', 'variables.data-00000-of-00001')
 SWAP_EVERY_S, LOAD_S = 15.0, 60.0   # the hot-swap test: a push every 15 s under 60 s of load
 PAUSE_S = 0.02   # each client's pause between requests: a steady load below saturation (~100 requests/s)
@@ -241,9 +240,9 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(din, tmp_path):
                                    stdout=subprocess.PIPE, stderr=log)
     try:
         line = process.stdout.readline()
-        match = LISTENING.search(line)
-        assert match, (line, (tmp_path / 'server.log').read_text())
-        channel = grpc.insecure_channel(f'localhost:{match.group(1)}')
+        port = listening_port(line)
+        assert port, (line, (tmp_path / 'server.log').read_text())
+        channel = grpc.insecure_channel(f'localhost:{port}')
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         with load.RequestLoop(lambda: stub.Predict(heavy, timeout=30).model_spec.version.value, 4) as loop:
             _wait_for(lambda: len([r for r in loop.records if r.error is None]) >= 8)

@@ -101,7 +101,11 @@ def _assert_same(portable, direct, split):
 def _vocabularies(transform_dir):
     assets = glob.glob(os.path.join(transform_dir, 'transform_graph', '*', 'transform_fn', 'assets', '*'))
     assert assets
-    return {os.path.basename(path): open(path, 'rb').read() for path in assets}
+    contents = {}
+    for path in assets:
+        with open(path, 'rb') as f:
+            contents[os.path.basename(path)] = f.read()
+    return contents
 
 
 def test_transform_on_a_portable_runner_equals_the_direct_runners(beam_services, tiny_data):

@@ -60,9 +60,17 @@ else
 endif
 
 # DIN and DIEN against DeepCTR 0.9.4's in one run (DeepCTR is installed for the benchmark only, without its deps).
-bench_deepctr: install
-	$(PY) -m pip install --quiet --no-deps deepctr==0.9.4
-	$(PY) benchmarks/deepctr_compare.py $(BENCH_ARGS)
+# DeepCTR gets its own virtual environment (TensorFlow, tf_keras, SciPy at the project's pins, DeepCTR without its
+# dependencies): it never enters the one the tests use. The script alternates the two implementations (--repeats).
+DEEPCTR_VENV ?= .venv-deepctr
+$(DEEPCTR_VENV)/.installed: constraints.txt
+	test -x $(DEEPCTR_VENV)/bin/python || $(PYTHON) -m venv $(DEEPCTR_VENV)
+	$(DEEPCTR_VENV)/bin/python -m pip install --quiet -c constraints.txt tensorflow tf_keras scipy h5py
+	$(DEEPCTR_VENV)/bin/python -m pip install --quiet --no-deps deepctr==0.9.4
+	touch $@
+
+bench_deepctr: install $(DEEPCTR_VENV)/.installed
+	$(PY) benchmarks/deepctr_compare.py --deepctr_python $(DEEPCTR_VENV)/bin/python $(BENCH_ARGS)
 
 models: install
 	$(PY) -m tfx_pipeline models

@@ -33,11 +33,14 @@ setup(
         'apache-beam[gcp]==2.59.0',
         'numpy==1.26.4',
         'pyyaml>=6',
+        'matplotlib==3.10.9',   # the run's report's figures (tfx_pipeline/report_figures.py) and the benchmarks' plots
     ],
     extras_require={
         # scann: to test the optional index; the kubeflow pins: to test the Kubeflow compile
-        'dev': ['pytest>=8,<9', 'pytest-timeout>=2', 'pytest-xdist>=3', 'hypothesis>=6', 'scann==1.3.2', *KUBEFLOW],
-        'bench': ['matplotlib==3.10.9'],   # the benchmarks' plots
+        # websocket-client: the report's test drives headless Chromium through the DevTools protocol
+        'dev': ['pytest>=8,<9', 'pytest-timeout>=2', 'pytest-xdist>=3', 'hypothesis>=6', 'scann==1.3.2',
+                'websocket-client==1.9.2', *KUBEFLOW],
+        'bench': [],                        # kept for `pip install '.[bench]'`: matplotlib is a requirement now
         'scann': ['scann==1.3.2'],          # the optional ScaNN index (tfx_pipeline/scann_index.py)
         'kubeflow': KUBEFLOW,               # runner.kind: kubeflow (tfx_pipeline/kubeflow.py)
     },

@@ -1,9 +1,16 @@
 """DIN and DIEN here against DeepCTR 0.9.4's implementations of the same models, in one run, on the same data at the
-same sizes (batch 256, history 50, embedding 18); prints one JSON line per (implementation, model), then a
-readable table with the speed ratios.
+same sizes (batch 256, history 50, embedding 18), alternating the two over several repetitions; prints one JSON line
+(the median speed ratio per model, its range, both AUCs, every run) and, on stderr, a readable table.
 
-    pip install --no-deps deepctr==0.9.4     # benchmark only: DeepCTR is never a dependency of the package
-    python benchmarks/deepctr_compare.py --preset default --workdir /tmp/bench
+    make bench_deepctr        # DeepCTR in its own virtual environment (.venv-deepctr), never the project's
+
+    python benchmarks/deepctr_compare.py --preset default --workdir /tmp/bench --repeats 3 \
+        --deepctr_python .venv-deepctr/bin/python
+
+The two implementations alternate, each run in its own process (ours, DeepCTR, ours, DeepCTR, …: ``--repeats``
+pairs); each run's figures go to stderr as it ends, then a table; stdout gets one JSON line: per model the median
+speed ratio of the pairs and its range, the median examples/s and test AUC of each side, and every run. A single pair moves with the machine's load (0.79× and 1.19× on two days);
+the median of alternating pairs is the figure to quote.
 
 Both implementations read the same transformed features of the default spec (its Transform output), held in memory
 as NumPy arrays and fed by Keras' array adapter, so the input pipeline is the same: the user profile (age bucket,
@@ -191,10 +198,38 @@ def _row(implementation, model_name, speed, test_auc, model):
             'embedding_dim': EMBEDDING_DIM, 'epochs': 1}
 
 
+def _part(part, args):
+    """One implementation's rows, from its own process (DeepCTR's graph mode is process-wide; DeepCTR runs on the
+    python of its own virtual environment)."""
+    python = args.deepctr_python if part == 'deepctr' else sys.executable
+    result = subprocess.run([python, os.path.abspath(__file__), '--preset', args.preset, '--workdir', args.workdir,
+                             '--only', part], capture_output=True, text=True, check=False)
+    rows = [json.loads(line[4:]) for line in result.stdout.splitlines() if line.startswith('ROW ')]
+    if result.returncode or not rows:
+        raise SystemExit(f'the {part} part failed:\n{result.stderr[-3000:]}')
+    return rows
+
+
+def ratios(rows):
+    """``{model: [ours / DeepCTR examples/s of each repetition]}``, pairing the two runs of one repetition."""
+    by_repeat = {}
+    for row in rows:
+        by_repeat.setdefault((row['repeat'], row['model']), {})[row['implementation'] == 'ours'] = row
+    found = {}
+    for (_, model), pair in sorted(by_repeat.items()):
+        if len(pair) == 2:
+            found.setdefault(model, []).append(pair[True]['examples_per_s'] / pair[False]['examples_per_s'])
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--preset', default='default')
     parser.add_argument('--workdir', default=os.path.join('runs', 'bench'))
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='repetitions, alternating ours and DeepCTR (A B A B …)')
+    parser.add_argument('--deepctr_python', default=sys.executable,
+                        help='the python of the environment DeepCTR is installed in (make bench_deepctr: its own)')
     parser.add_argument('--only', choices=('ours', 'deepctr'), help=argparse.SUPPRESS)   # the subprocess' part
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
@@ -205,23 +240,33 @@ def main(argv=None):
             print('ROW ' + json.dumps(row), flush=True)
         return
     rows = []
-    for part in ('ours', 'deepctr'):   # each in its own process: DeepCTR's graph mode is process-wide
-        result = subprocess.run([sys.executable, os.path.abspath(__file__), '--preset', args.preset, '--workdir',
-                                 args.workdir, '--only', part], capture_output=True, text=True, check=False)
-        part_rows = [json.loads(line[4:]) for line in result.stdout.splitlines() if line.startswith('ROW ')]
-        if result.returncode or not part_rows:
-            raise SystemExit(f'the {part} part failed:\n{result.stderr[-3000:]}')
-        rows += part_rows
-    for row in rows:
-        print(json.dumps(row))
-    theirs = {r['model']: r for r in rows if r['implementation'] != 'ours'}
-    print('| model | ours examples/s | DeepCTR examples/s | speed ratio | ours test AUC | DeepCTR test AUC |')
-    print('|---|---|---|---|---|---|')
-    for row in (r for r in rows if r['implementation'] == 'ours'):
-        other = theirs[row['model']]
-        print(f"| {row['model']} | {row['examples_per_s']:,.0f} | {other['examples_per_s']:,.0f} | "
-              f"{row['examples_per_s'] / other['examples_per_s']:.2f} | {row['test_auc']} | {other['test_auc']} |")
+    for repeat in range(args.repeats):   # A B A B …: a load that comes and goes touches both sides alike
+        for part in ('ours', 'deepctr'):
+            for row in _part(part, args):
+                rows.append({**row, 'repeat': repeat + 1})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    found = ratios(rows)
+    print('| model | ours examples/s (median) | DeepCTR examples/s (median) | speed ratio: median (range) '
+          '| ours test AUC | DeepCTR test AUC |', file=sys.stderr)
+    print('|---|---|---|---|---|---|', file=sys.stderr)
+    summary = {}
+    for model, values in found.items():
+        ours, theirs = (_median(rows, model, impl) for impl in (True, False))
+        summary[model] = {'repeats': len(values), 'median_speed_ratio': round(float(np.median(values)), 3),
+                          'min_speed_ratio': round(min(values), 3), 'max_speed_ratio': round(max(values), 3),
+                          'ours_examples_per_s': ours['examples_per_s'],
+                          'deepctr_examples_per_s': theirs['examples_per_s'],
+                          'ours_test_auc': ours['test_auc'], 'deepctr_test_auc': theirs['test_auc']}
+        print(f"| {model} | {ours['examples_per_s']:,.0f} | {theirs['examples_per_s']:,.0f} | {np.median(values):.2f} "
+              f"({min(values):.2f}–{max(values):.2f}) | {ours['test_auc']:.4f} | {theirs['test_auc']:.4f} |",
+              file=sys.stderr)
+    print(json.dumps({'benchmark': 'deepctr_compare', 'preset': args.preset, 'batch_size': BATCH_SIZE,
+                      'embedding_dim': EMBEDDING_DIM, 'models': summary, 'runs': rows}))
 
+def _median(rows, model, ours):
+    """The median examples/s and test AUC of one implementation's runs of ``model``."""
+    runs = [r for r in rows if r['model'] == model and (r['implementation'] == 'ours') == ours]
+    return {key: round(float(np.median([r[key] for r in runs])), 5) for key in ('examples_per_s', 'test_auc')}
 
 if __name__ == '__main__':
     main()

@@ -152,6 +152,8 @@ class RankingModel(tf.keras.Model):
         self.auc_thresholds = auc_thresholds
         self.hparams = {}
         self.loss_tracker = tf.keras.metrics.Mean(name='loss')
+        # the loss term the layers add (L2 and other regularisers): reported when there is one
+        self.regularization_tracker = tf.keras.metrics.Mean(name='regularization_loss')
         self.tasks = [BinaryTask(inputs.label, auc_thresholds=auc_thresholds, name='click')]
         self._step_optimizers = {}
 
@@ -267,13 +269,17 @@ class RankingModel(tf.keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker] + [metric for task in self.tasks for metric in task.task_metrics]
+        return [self.loss_tracker, self.regularization_tracker] + [metric for task in self.tasks
+                                                                   for metric in task.task_metrics]
 
     def update_metrics(self, labels, outputs, loss, task_losses=None, features=None):
         """Updates the loss and every active task's metrics (with its loss from ``task_losses``, computed here when
         missing); returns the logs dict: the loss and the active tasks' metrics."""
         self.loss_tracker.update_state(loss)
         logs = {self.loss_tracker.name: self.loss_tracker.result()}
+        if self.losses:   # the regularisers' term of the total loss, beside the tasks' own losses
+            self.regularization_tracker.update_state(tf.add_n(self.losses))
+            logs[self.regularization_tracker.name] = self.regularization_tracker.result()
         task_losses = task_losses or {}
         for task in self.tasks:
             if not task.active(outputs):
@@ -298,13 +304,17 @@ class RankingModel(tf.keras.Model):
     def train_step(self, data):
         features, labels = self.split_data(data)
         task_losses = {}
+        # Under a multi-worker strategy each worker's loss is its part of the global batch's mean, and the optimizer
+        # sums the workers' gradients: each minimises loss / workers (tfx_pipeline.distribute).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         for step in self.update_steps():
             with tf.GradientTape() as tape:
                 outputs = self(features, training=True)
                 losses = self.task_losses(labels, outputs, features, training=True, tasks=step.tasks)
                 loss = self.with_regularisers(self.weighted_loss(losses))
+                minimised = loss / replicas if replicas > 1 else loss
             variables = self.trainable_variables if step.variables is None else step.variables(self)
-            self._optimizer_of(step).minimize(loss, variables, tape=tape)
+            self._optimizer_of(step).minimize(minimised, variables, tape=tape)
             task_losses.update(losses)
         return self.update_metrics(labels, outputs, loss, task_losses, features)
 

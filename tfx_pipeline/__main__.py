@@ -1,6 +1,7 @@
-"""Command line: ``python -m tfx_pipeline {models,run}``.
+"""Command line: ``python -m tfx_pipeline {models,run,tensorboard}``.
 
     python -m tfx_pipeline models
+    python -m tfx_pipeline tensorboard demo      # the tensorboard command for runs/demo, and its log directories
     python -m tfx_pipeline run --config tfx_pipeline/configs/demo.yaml --set training.model=deepfm
     python -m tfx_pipeline run --data data/amazon --set training.model=din     # an importer's output
 
@@ -45,8 +46,12 @@ def main(argv=None) -> int:
                                                    'data and feature spec (see above)')
     run.add_argument('--verbose', action='store_true', help='every log line on the console (absl, Beam, TF), not '
                                                              'only in runs/<name>/logs/')
+    board = commands.add_parser('tensorboard', help='print the tensorboard command and the log directories of a run')
+    board.add_argument('run', help='the run: its name (runs/<name>) or its directory')
     args = parser.parse_args(argv)
 
+    if args.command == 'tensorboard':
+        return _tensorboard(args.run)
     if args.command == 'models':
         from rec_models import registry  # pylint: disable=g-import-not-at-top
         print('\n'.join(registry.names()))
@@ -71,6 +76,25 @@ def main(argv=None) -> int:
             console.line(f'error: {e}')
             return 2
         return _run(config, spec, console)
+
+
+def _tensorboard(run: str) -> int:
+    """``tensorboard RUN``: prints the command that opens every TensorBoard directory of the run, then each
+    directory (``<name>  <path>``); exit 2 when RUN is no run."""
+    from tfx_pipeline import board  # pylint: disable=g-import-not-at-top
+    run_dir = run if os.path.isdir(run) else os.path.join(config_lib.PipelineConfig().runs_dir, run)
+    try:
+        dirs = board.log_dirs(run_dir)
+    except FileNotFoundError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    if not dirs:
+        print(f'error: {run_dir}: no Trainer has written TensorBoard logs there yet', file=sys.stderr)
+        return 2
+    print(board.tensorboard_command(dirs))
+    for name, path in dirs.items():
+        print(f'{name}  {path}')
+    return 0
 
 
 def _data_overrides(directory: Optional[str]) -> List[str]:
@@ -139,6 +163,7 @@ def _run(config: config_lib.PipelineConfig, spec, console) -> int:
         runners.run(pipeline_lib.create_pipeline(config, spec), config.runner.kind)
     except DataAnomaliesError as e:
         console.line(f'error: {e}')
+        _write_report(config, console, stopped='the data does not match the feature spec')   # lists the anomalies
         return 1
     except Exception as e:  # pylint: disable=broad-except  # the log keeps the traceback; the console names it
         logging.getLogger(__name__).exception('the pipeline failed')
@@ -146,7 +171,34 @@ def _run(config: config_lib.PipelineConfig, spec, console) -> int:
         return 1
     for line in summary.summarize(config):
         console.result(json.dumps(line, sort_keys=False))
+    _write_evaluation_scalars(config, console)
+    _write_report(config, console)
     return 0
+
+
+def _write_evaluation_scalars(config: config_lib.PipelineConfig, console) -> None:
+    """The Evaluator's per-slice metrics as TensorBoard scalars (:func:`tfx_pipeline.board.write_evaluation`) and
+    where TensorBoard finds the run's logs; a failure is a console line, never the run's exit status."""
+    import logging  # pylint: disable=g-import-not-at-top
+    try:
+        from tfx_pipeline import board  # pylint: disable=g-import-not-at-top
+        board.write_evaluation(config)
+        console.line(f'TensorBoard: python -m tfx_pipeline tensorboard {config.run_dir}')
+    except Exception as e:  # pylint: disable=broad-except  # the log keeps the traceback
+        logging.getLogger(__name__).exception('the evaluation scalars failed')
+        console.line(f'TensorBoard: the evaluation scalars not written ({type(e).__name__}: {e})')
+
+
+def _write_report(config: config_lib.PipelineConfig, console, stopped: Optional[str] = None) -> None:
+    """``runs/<name>/report.html`` (:mod:`tfx_pipeline.report`); its failure is a console line and never changes the
+    run's exit status."""
+    import logging  # pylint: disable=g-import-not-at-top
+    try:
+        from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
+        console.line(f'report: {report.write_report(config, stopped=stopped)}')
+    except Exception as e:  # pylint: disable=broad-except  # the log keeps the traceback
+        logging.getLogger(__name__).exception('the report failed')
+        console.line(f'report: not written ({type(e).__name__}: {e}); the log has the traceback')
 
 
 if __name__ == '__main__':

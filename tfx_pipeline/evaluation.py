@@ -14,13 +14,23 @@ the examples (``<role>_auc``): the relevance AUC of a debiased model, the entire
 A single-head model keeps TFMA's single-output form (output name ``''``); a multi-head model's metrics are keyed
 by output (:func:`overall_metrics` names them ``<head>_<metric>``, and the primary head's also plainly).
 
+The primary head also gets TFMA's calibration plot (:data:`CALIBRATION_PLOT_NAME`: :data:`CALIBRATION_BUCKETS`
+equal-width buckets of the prediction over [0, 1], each with its example count, label sum and prediction sum), read
+back by :func:`calibration_buckets` for the run's report's reliability diagram (:mod:`tfx_pipeline.report`).
+:func:`slice_metrics` reads every slice's metrics (the report's tables, the board's per-slice scalars).
+
+No "new items" slice: TFMA slices the Evaluator's raw test examples by their columns, and the data has no is-new
+column: a new item is one outside the vocabulary Transform computes on ``train`` (the synthetic generator's
+``new_item_fraction`` items appear during the log and are not marked in it; the retrieval Evaluator, which reads
+Transform's vocabulary, slices its Recall@K by them: ``new_items_recall_at_K``).
+
 Blessing: the primary head's AUC must clear an absolute floor and must not fall below the last blessed model's;
 ``head_floors`` adds a floor on other heads' AUC.
 """
 
 import glob
 import json
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -35,6 +45,9 @@ from tfx_pipeline import tfma_metrics
 AUC_NAME = 'auc'
 GAUC_NAME = tfma_metrics.GAUC_NAME
 LOGLOSS_NAME = 'logloss'
+CALIBRATION_PLOT_NAME = 'calibration_plot'
+CALIBRATION_BUCKETS = 1000   # fine equal-width buckets: a reader merges them into as many as its plot needs
+OVERALL = 'overall'          # slice_metrics' label of the overall slice
 POSITION_CTR_ROWS = 2_000_000   # the training rows position_ctr reads at most
 
 
@@ -112,6 +125,8 @@ def _metrics(spec: spec_lib.FeatureSpec, head: Head, auc_floor: Optional[float],
         if positions and expected_ctr:
             metrics.append(tfma.MetricConfig(class_name='COEC', module=tfma_metrics.__name__, config=json.dumps(
                 {'position_key': positions[0].source, 'expected_ctr': {str(k): v for k, v in expected_ctr.items()}})))
+        metrics.append(tfma.MetricConfig(class_name='CalibrationPlot', config=json.dumps(
+            {'name': CALIBRATION_PLOT_NAME, 'num_buckets': CALIBRATION_BUCKETS})))
     return metrics
 
 
@@ -159,22 +174,114 @@ def overall_metrics(eval_result_uri: str, heads: Sequence[Head] = (Head(),),
     ``<head>_<metric>_given_<role>`` (with ``spec`` to name the condition's label)."""
     result = tfma.load_eval_result(eval_result_uri)
     named = {}
-    primary = heads[0].output
     conditions = {h.output: spec.label_for(h.condition) for h in heads if h.condition and spec is not None}
     for slice_key, metrics in result.slicing_metrics:
         for output_name, by_class in metrics.items():
             values = {name: _value(value) for name, value in next(iter(by_class.values())).items()}
             if slice_key == ():
-                if output_name in ('', primary):
-                    named.update(values)
-                if output_name and output_name != signatures.PROBABILITIES:
-                    named.update({f'{output_name}_{name}': value for name, value in values.items()})
+                named.update(_by_head(output_name, values, heads))
             elif output_name in conditions and slice_key == ((conditions[output_name], 1),):
                 role = next(h.condition for h in heads if h.output == output_name)
                 named.update({f'{output_name}_{name}_given_{role}': value for name, value in values.items()})
     if not named:
         raise ValueError(f'{eval_result_uri}: no overall slice in the evaluation')
     return named
+
+
+def _by_head(output_name: str, values: Dict[str, object], heads: Sequence[Head]) -> Dict[str, object]:
+    """One output's metrics named as :func:`overall_metrics` names them: the primary head's plainly, a named head's
+    as ``<head>_<metric>`` (the primary's both ways)."""
+    named = {}
+    if output_name in ('', heads[0].output):
+        named.update(values)
+    if output_name and output_name != signatures.PROBABILITIES:
+        named.update({f'{output_name}_{name}': value for name, value in values.items()})
+    return named
+
+
+def baseline_model_name(eval_result_uri: str) -> Optional[str]:
+    """The TFMA model name of the baseline an Evaluator output compared its candidate with (the model's last blessed
+    version, :mod:`tfx_pipeline.pipeline`); None when it had none (the model's first blessing)."""
+    from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=g-import-not-at-top
+    config = eval_config_writer.load_eval_run(eval_result_uri)[0]
+    return next((spec.name for spec in config.model_specs if spec.is_baseline), None)
+
+
+def slice_label(slice_key) -> str:
+    """``overall`` for TFMA's overall slice ``()``, else ``column=value`` pairs joined by ``, `` (``position=3``)."""
+    if not slice_key:
+        return OVERALL
+    return ', '.join(f'{column}={value.decode() if isinstance(value, bytes) else value}' for column, value in slice_key)
+
+
+def slice_metrics(eval_result_uri: str, heads: Sequence[Head] = (Head(),),
+                  baseline: bool = False) -> Dict[str, Dict[str, float]]:
+    """``{slice label: {metric: value}}`` of an Evaluator output: every slice of :func:`eval_config` (overall, each
+    position, each condition label's values), labelled by :func:`slice_label`, overall first, then by column and
+    value.
+
+    The metrics are named as :func:`overall_metrics` names them (the primary head's plainly, every named head's as
+    ``<head>_<metric>``), numeric values only (plots are read by :func:`calibration_buckets`). When the Evaluator
+    compared the model with a baseline, the candidate's metrics also hold TFMA's ``<metric>_diff`` (candidate −
+    baseline); ``baseline=True`` returns the baseline model's own metrics instead (ValueError when there was none).
+
+    Choice: one flat dict a slice, keyed like the summary's metrics, so that a table (the report) or a scalar
+    writer (TensorBoard: ``<slice>/<metric>``) reads it without knowing TFMA's nesting of models, outputs and
+    sub-keys."""
+    model_name = None
+    if baseline:
+        model_name = baseline_model_name(eval_result_uri)
+        if model_name is None:
+            raise ValueError(f'{eval_result_uri}: the Evaluator compared with no baseline model')
+    result = tfma.load_eval_result(eval_result_uri, model_name=model_name)
+    slices = {}
+    for slice_key, metrics in result.slicing_metrics:
+        named = slices.setdefault(tuple(slice_key), {})
+        for output_name, by_class in (metrics or {}).items():
+            values = {name: _value(value) for name, value in next(iter(by_class.values())).items()}
+            named.update({name: float(value) for name, value in _by_head(output_name, values, heads).items()
+                          if isinstance(value, (int, float)) and not isinstance(value, bool)})
+    if () not in slices:
+        raise ValueError(f'{eval_result_uri}: no overall slice in the evaluation')
+    return {slice_label(key): slices[key] for key in sorted(slices, key=_slice_order)}
+
+
+def _slice_order(slice_key):
+    """Overall first, then by columns, then by value (numbers numerically)."""
+    return (len(slice_key), [column for column, _ in slice_key],
+            [(0, value, '') if isinstance(value, (int, float)) else (1, 0, str(value)) for _, value in slice_key])
+
+
+class CalibrationBucket(NamedTuple):
+    """One bucket of TFMA's calibration plot: predictions in [lower, upper), their count, label sum and prediction
+    sum (example-weighted; the Evaluator has no weights, so counts)."""
+    lower: float
+    upper: float
+    count: float
+    label_sum: float
+    prediction_sum: float
+
+
+def calibration_buckets(eval_result_uri: str, output_name: str = '') -> List[CalibrationBucket]:
+    """The non-empty buckets of the candidate's calibration plot (:data:`CALIBRATION_PLOT_NAME`) of output
+    ``output_name`` (``''``: a single-head model; a multi-head model's primary head: its name) in the overall slice,
+    by prediction. ValueError when the output has none (an evaluation from before the plot was configured)."""
+    from tensorflow_model_analysis.slicer import slicer_lib  # pylint: disable=g-import-not-at-top
+    excluded = baseline_model_name(eval_result_uri)
+    for plots in tfma.load_plots(eval_result_uri):
+        if slicer_lib.deserialize_slice_key(plots.slice_key) != ():
+            continue
+        for key_and_value in plots.plot_keys_and_values:
+            key = key_and_value.key
+            if (key.name in ('', CALIBRATION_PLOT_NAME) and key.output_name == output_name
+                    and (excluded is None or key.model_name != excluded)
+                    and key_and_value.value.HasField('calibration_histogram_buckets')):
+                return [CalibrationBucket(b.lower_threshold_inclusive, b.upper_threshold_exclusive,
+                                          b.num_weighted_examples.value, b.total_weighted_label.value,
+                                          b.total_weighted_refined_prediction.value)
+                        for b in key_and_value.value.calibration_histogram_buckets.buckets
+                        if b.num_weighted_examples.value > 0]
+    raise ValueError(f'{eval_result_uri}: no calibration plot of output {output_name!r} in the overall slice')
 
 
 def _value(value):

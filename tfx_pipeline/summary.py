@@ -20,7 +20,7 @@ DATA_METADATA = 'metadata.json'
 
 def summarize(config: PipelineConfig) -> List[Dict[str, Any]]:
     """One summary per model of the run (:func:`summarize_model`), in the config's order."""
-    store = _store(config.metadata_path)
+    store = open_store(config.metadata_path)
     return [summarize_model(config, model, store) for model in config.training.models]
 
 
@@ -31,8 +31,8 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
     """model, test metrics of its last evaluation (the primary head's; a multi-head model's other heads under
     ``heads``; the relevance AUC when the data has click-if-examined labels), the data's Bayes AUC, the fraction of it
     reached, the blessing, the canary's verdict, the push."""
-    store = store or _store(config.metadata_path)
-    evaluation_artifact = _latest(store, 'ModelEvaluation', config.node_id('Evaluator', model))
+    store = store or open_store(config.metadata_path)
+    evaluation_artifact = latest_artifact(store, 'ModelEvaluation', config.node_id('Evaluator', model))
     if registry.kind(model) == registry.RETRIEVAL:
         return _retrieval_summary(config, model, store, evaluation_artifact)
     heads = registry.heads(model, dict(config.training.hparams))
@@ -40,8 +40,8 @@ def summarize_model(config: PipelineConfig, model: str, store=None) -> Dict[str,
     metrics = evaluation.overall_metrics(evaluation_artifact.uri, heads, spec) if evaluation_artifact else {}
     bayes_auc = data_metadata(config.data.path).get('bayes_auc')
     test_auc = metrics.get(evaluation.AUC_NAME)
-    pushed = _latest(store, 'PushedModel', config.node_id('Pusher', model))
-    blessing = _latest(store, 'ModelBlessing', config.node_id('Evaluator', model))
+    pushed = latest_artifact(store, 'PushedModel', config.node_id('Pusher', model))
+    blessing = latest_artifact(store, 'ModelBlessing', config.node_id('Evaluator', model))
     summary = {
         'model': model,
         'test_auc': test_auc,
@@ -74,8 +74,8 @@ def _retrieval_summary(config: PipelineConfig, model: str, store, evaluation_art
     """model, the full-ranking test metrics of its last evaluation (:mod:`tfx_pipeline.retrieval_evaluation`), the
     push."""
     metrics = retrieval_evaluation.read_metrics(evaluation_artifact.uri) if evaluation_artifact else {}
-    pushed = _latest(store, 'PushedModel', config.node_id('Pusher', model))
-    blessing = _latest(store, 'ModelBlessing', config.node_id('Evaluator', model))
+    pushed = latest_artifact(store, 'PushedModel', config.node_id('Pusher', model))
+    blessing = latest_artifact(store, 'ModelBlessing', config.node_id('Evaluator', model))
     return _rounded({
         'model': model, **metrics,
         'blessed': bool(blessing and _property(blessing, 'blessed')),
@@ -87,7 +87,7 @@ def _retrieval_summary(config: PipelineConfig, model: str, store, evaluation_art
 
 def _canary(config: PipelineConfig, model: str, store) -> Optional[bool]:
     """Whether the canary served the model (None: no canary ran)."""
-    infra = _latest(store, 'InfraBlessing', config.node_id('Canary', model))
+    infra = latest_artifact(store, 'InfraBlessing', config.node_id('Canary', model))
     return None if infra is None else bool(_property(infra, 'blessed'))
 
 
@@ -103,14 +103,14 @@ def data_metadata(data_path: str) -> Dict[str, Any]:
         return json.load(f)
 
 
-def _store(path: str) -> metadata_store.MetadataStore:
+def open_store(path: str) -> metadata_store.MetadataStore:
     connection = metadata_store_pb2.ConnectionConfig()
     connection.sqlite.filename_uri = path
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     return metadata_store.MetadataStore(connection)
 
 
-def _latest(store, type_name: str, component: str) -> Optional[metadata_store_pb2.Artifact]:
+def latest_artifact(store, type_name: str, component: str) -> Optional[metadata_store_pb2.Artifact]:
     """The newest artifact of ``type_name`` written by the pipeline node ``component`` (its URI is
     ``<pipeline root>/<node id>/<output>/<execution>``)."""
     artifacts = [a for a in store.get_artifacts_by_type(type_name)

@@ -22,8 +22,10 @@ import tensorflow_transform as tft  # pylint: disable=wrong-import-position
 from feature_spec import resolve  # pylint: disable=wrong-import-position
 from feature_spec import spec as spec_lib  # pylint: disable=wrong-import-position
 from rec_models import registry  # pylint: disable=wrong-import-position
+from tfx_pipeline import board  # pylint: disable=wrong-import-position
 from tfx_pipeline import catalogue  # pylint: disable=wrong-import-position
 from tfx_pipeline import console  # pylint: disable=wrong-import-position
+from tfx_pipeline import distribute  # pylint: disable=wrong-import-position
 from tfx_pipeline import export  # pylint: disable=wrong-import-position
 from tfx_pipeline import retrieval_export  # pylint: disable=wrong-import-position
 from tfx_pipeline.config import TrainingConfig  # pylint: disable=wrong-import-position
@@ -67,10 +69,21 @@ def build_model(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, c
 
 def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_files: List[str],
           eval_files: List[str], config: TrainingConfig, log_dir: Optional[str] = None,
-          callbacks: Sequence[tf.keras.callbacks.Callback] = ()):
-    """Trains ``config.model``; returns the model (best epoch's weights by eval AUC) and the Keras history."""
-    tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(spec, tft_output, config)
+          callbacks: Sequence[tf.keras.callbacks.Callback] = (), strategy: Optional[tf.distribute.Strategy] = None,
+          chief: bool = True):
+    """Trains ``config.model``; returns the model (best epoch's weights by eval AUC) and the Keras history.
+
+    ``strategy``: None (or the default strategy) trains in this process; a MultiWorkerMirroredStrategy
+    (:func:`tfx_pipeline.distribute.strategy_from_tf_config`) builds and compiles the model in its scope and trains
+    on every worker at once, ``config.batch_size`` being the global batch (:mod:`tfx_pipeline.distribute` says how
+    the data is split). Only the ``chief`` shows the epochs' progress on the console.
+    """
+    tf.keras.utils.set_random_seed(config.seed)   # on every worker: the same shuffle of the training data
+    distributed = distribute.is_distributed(strategy)
+    if distributed:
+        _check_distributable(config, strategy)
+    with distribute.synchronised_state(strategy):   # under a strategy: its variables, mirrored on every worker
+        model = build_model(spec, tft_output, config)
     labels = spec.labels
     positives_of = None
     if registry.kind(config.model) == registry.RETRIEVAL:
@@ -80,21 +93,38 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     train_data = input_fn(train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed,
                           positives_of)
     eval_data = input_fn(eval_files, tft_output, labels, config.batch_size, positives_of=positives_of)
+    if distributed:
+        train_data, eval_data = (distribute.for_workers(data, strategy) for data in (train_data, eval_data))
+        model.distribute_reduction_method = 'first'   # a step's logs: the all-reduced metrics, not their sum
     watched = early_stopping_metric(model, config)
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
                                                   mode='min' if lower_is_better(watched) else 'max',
                                                   patience=config.early_stopping_patience),
-                 EpochProgress(config.epochs, config.batch_size, watched,
-                               rows=None if positives_of else console.current().rows.get('train')),
+                 *([EpochProgress(config.epochs, config.batch_size, watched,
+                                  rows=None if positives_of else console.current().rows.get('train'))]
+                   if chief else []),
                  NonFiniteLossGuard(), *callbacks]
     if config.learning_rate_decay != 1.0:
         callbacks.append(tf.keras.callbacks.LearningRateScheduler(
             lambda epoch: config.learning_rate * config.learning_rate_decay ** epoch))
     if log_dir:
-        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq='epoch'))
-    history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,
-                        verbose=0)
+        callbacks = board.training_callbacks(model, spec, log_dir, eval_data) + callbacks  # first: adds the LR
+    with distribute.synchronised_state(strategy):   # optimizer slots and layer state built in the first step
+        history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,
+                            verbose=0)
     return model, history
+
+
+def _check_distributable(config: TrainingConfig, strategy: tf.distribute.Strategy) -> None:
+    """NotImplementedError naming TF_CONFIG for a retrieval model (its in-batch negatives would come from each
+    worker's part of the batch only: another model than one process trains); ValueError naming
+    ``training.batch_size`` when it does not split evenly over the workers."""
+    if registry.kind(config.model) == registry.RETRIEVAL:
+        raise NotImplementedError(
+            f'{distribute.TF_CONFIG} names a cluster, and retrieval model {config.model!r} trains in one process only: '
+            'on several workers each would draw its in-batch negatives from its part of the batch. Unset '
+            f'{distribute.TF_CONFIG} to train it.')
+    distribute.check_batch_size(config.batch_size, strategy)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -180,26 +210,43 @@ def _item_feed(custom_config) -> Optional[str]:
 
 
 def run_fn(fn_args):
-    """TFX Trainer entry point (GenericExecutor)."""
+    """TFX Trainer entry point (GenericExecutor); returns the trained model (TFX ignores it; a test reads it).
+
+    With a cluster in ``TF_CONFIG`` (:mod:`tfx_pipeline.distribute`), every worker trains and exports; only the
+    chief's SavedModel (``serving_model_dir``), TensorBoard logs and sample predictions (``model_run_dir``) stay, the
+    others write theirs to scratch directories that are deleted, and only the chief shows the console's progress.
+    """
+    strategy = distribute.strategy_from_tf_config()   # first: it starts this task's server and its collectives
+    chief = distribute.is_chief()
+    with distribute.worker_dir(fn_args.model_run_dir, chief) as run_dir, \
+            distribute.worker_dir(fn_args.serving_model_dir, chief) as serving_dir:
+        return _train_and_export(fn_args, run_dir, serving_dir, strategy, chief)
+
+
+def _train_and_export(fn_args, run_dir: str, serving_dir: str, strategy: tf.distribute.Strategy, chief: bool):
+    """``run_fn``'s work: logs and sample predictions under ``run_dir``, the SavedModel in ``serving_dir``."""
     config = TrainingConfig.from_dict(fn_args.custom_config['training'])
     spec = spec_lib.load(fn_args.custom_config['feature_spec'])
     data_format = fn_args.custom_config['data_format']
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    model, _ = train(spec, tft_output, fn_args.train_files, fn_args.eval_files, config,
-                     log_dir=fn_args.model_run_dir)
+    model, _ = train(spec, tft_output, fn_args.train_files, fn_args.eval_files, config, log_dir=run_dir,
+                     strategy=strategy, chief=chief)
     sample = fn_args.custom_config.get('sample_examples')
     examples = export.read_examples(sample, SAMPLE_COUNT, spec, data_format) if sample else []
+    board.write_after_training(model, spec, tft_output, run_dir, config, fn_args.eval_files,
+                               examples, data_format)
     if registry.kind(config.model) == registry.RETRIEVAL:
         serving = retrieval_export.export_retrieval_model(
-            model, tft_output, spec, data_format, fn_args.serving_model_dir, warmup_examples=examples,
+            model, tft_output, spec, data_format, serving_dir, warmup_examples=examples,
             train_pattern=fn_args.custom_config.get('train_examples'), item_feed=_item_feed(fn_args.custom_config))
         if examples:
             popularity = None if serving.popularity is None else serving.popularity.numpy()
             retrieval_export.write_sample_retrievals(model, tft_output, spec, data_format, examples,
-                                                     fn_args.model_run_dir, popularity=popularity,
+                                                     run_dir, popularity=popularity,
                                                      new_items=serving.new_items)
-        return
-    export.export_serving_model(model, tft_output, spec, data_format, fn_args.serving_model_dir,
+        return model
+    export.export_serving_model(model, tft_output, spec, data_format, serving_dir,
                                 warmup_examples=examples)
     if examples:
-        export.write_sample_predictions(model, tft_output, spec, data_format, examples, fn_args.model_run_dir)
+        export.write_sample_predictions(model, tft_output, spec, data_format, examples, run_dir)
+    return model

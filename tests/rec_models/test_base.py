@@ -75,8 +75,8 @@ def test_the_total_loss_is_the_weighted_sum_of_the_tasks_and_metrics_are_named_b
     assert set(losses) == {'ctr', 'ctcvr'}   # pCVR is tracked, not trained
     assert float(model.compute_loss(labels, outputs, features)) == pytest.approx(
         0.3 * float(losses['ctr']) + 2.0 * float(losses['ctcvr']), rel=1e-6)
-    assert [m.name for m in model.metrics] == ['loss', 'ctr_auc', 'ctr_loss', 'cvr_auc', 'cvr_loss', 'ctcvr_auc',
-                                               'ctcvr_loss']
+    assert [m.name for m in model.metrics] == ['loss', 'regularization_loss', 'ctr_auc', 'ctr_loss', 'cvr_auc',
+                                               'cvr_loss', 'ctcvr_auc', 'ctcvr_loss']
     assert model.primary_metric == 'ctr_auc' and registry.build('din', INPUTS, _small('din')).primary_metric == 'auc'
     with pytest.raises(ValueError, match='distinct names'):
         model.set_tasks(BinaryTask('click', name='x'), BinaryTask('cart', name='x'))

@@ -254,17 +254,23 @@ def test_unavailable_twice_then_success_takes_three_attempts(fake, spec):
     assert len(fake.requests) == 3 and result.scores.shape == (1,)
 
 
-def test_always_unavailable_raises_after_max_retries_with_backoff(fake, spec):
+def test_always_unavailable_raises_after_max_retries_with_backoff(fake, spec, monkeypatch):
+    """The waits, without a clock: the client's sleep and jitter are replaced, so the test reads the waits it asked
+    for (doubling from initial_backoff_s, capped by max_backoff_s, each drawn between half and all of it)."""
+    from serving import client as client_lib  # pylint: disable=import-outside-toplevel
+    drawn, slept = [], []
+    monkeypatch.setattr(client_lib, 'random', type('Jitter', (), {'uniform': staticmethod(
+        lambda low, high: drawn.append((low, high)) or high)}))
+    monkeypatch.setattr(client_lib, 'time', type('Clock', (), {'sleep': staticmethod(slept.append)}))
     fake.always = grpc.StatusCode.UNAVAILABLE
-    start = time.perf_counter()
-    with ServingClient(_target(fake), MODEL, max_retries=2, initial_backoff_s=0.1) as client:
+    with ServingClient(_target(fake), MODEL, max_retries=3, initial_backoff_s=0.1, max_backoff_s=0.3) as client:
         with pytest.raises(ServingError) as raised:
             client.predict([examples_lib.to_example(_rows(spec, 1)[0], spec)])
-    elapsed = time.perf_counter() - start
-    assert len(fake.requests) == 3 and raised.value.attempts == 3
+    assert len(fake.requests) == 4 and raised.value.attempts == 4
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
-    assert 'UNAVAILABLE: fake UNAVAILABLE for Predict (after 3 attempts)' in str(raised.value)
-    assert 0.05 + 0.1 <= elapsed < 2  # backoffs of 0.1 s then 0.2 s, each at least half of it
+    assert 'UNAVAILABLE: fake UNAVAILABLE for Predict (after 4 attempts)' in str(raised.value)
+    assert drawn == pytest.approx([(0.05, 0.1), (0.1, 0.2), (0.15, 0.3)])   # 0.1, 0.2, then 0.4 capped at 0.3
+    assert slept == pytest.approx([0.1, 0.2, 0.3])
 
 
 def test_other_errors_are_not_retried(fake, spec):

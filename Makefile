@@ -17,9 +17,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo test test-fast test-all bench bench_deepctr models clean
 
+# pip -qq: errors only (an install prints nothing else, so make demo's console stays the pipeline's)
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -qq -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -44,7 +45,7 @@ test-all: install
 # `make bench FAMILY=interaction` trains a whole model family on one data set (one JSON line per model, then a
 # table); without FAMILY, the training and serving benchmarks of MODEL.
 $(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	$(PY) -m pip install -qq -c constraints.txt -e '.[bench]'
 	touch $@
 
 bench: install $(VENV)/.bench-installed
@@ -65,8 +66,8 @@ endif
 DEEPCTR_VENV ?= .venv-deepctr
 $(DEEPCTR_VENV)/.installed: constraints.txt
 	test -x $(DEEPCTR_VENV)/bin/python || $(PYTHON) -m venv $(DEEPCTR_VENV)
-	$(DEEPCTR_VENV)/bin/python -m pip install --quiet -c constraints.txt tensorflow tf_keras scipy h5py
-	$(DEEPCTR_VENV)/bin/python -m pip install --quiet --no-deps deepctr==0.9.4
+	$(DEEPCTR_VENV)/bin/python -m pip install -qq -c constraints.txt tensorflow tf_keras scipy h5py
+	$(DEEPCTR_VENV)/bin/python -m pip install -qq --no-deps deepctr==0.9.4
 	touch $@
 
 bench_deepctr: install $(DEEPCTR_VENV)/.installed

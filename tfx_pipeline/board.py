@@ -344,7 +344,7 @@ def log_dirs(run) -> Dict[str, str]:
         FileNotFoundError: no metadata store in the run directory (no pipeline ran there).
     """
     from tfx_pipeline import summary  # pylint: disable=import-outside-toplevel  # summary imports the zoo
-    run_dir = getattr(run, 'run_dir', run)
+    run_dir = os.path.abspath(getattr(run, 'run_dir', run))
     metadata = os.path.join(run_dir, 'metadata.sqlite')
     if not os.path.isfile(metadata):
         raise FileNotFoundError(f'{run_dir}: no metadata.sqlite: not the directory of a pipeline run (runs/<name>)')

@@ -4,7 +4,14 @@ projector, attention images, the hparams session; and the run's directories as `
 tensorboard`` lists them."""
 
 import io
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -165,6 +172,45 @@ def test_the_hparams_session_names_the_model_and_its_hyper_parameters(din_logs):
     hparams = plugin_data_pb2.HParamsPluginData.FromString(metadata.plugin_data.content).session_start_info.hparams
     assert hparams['model'].string_value == 'din' and hparams['learning_rate'].number_value == pytest.approx(0.004)
     assert hparams['pooling'].string_value == 'attention' and hparams['attention_units'].string_value == '(80, 40)'
+
+
+@pytest.mark.pipeline
+def test_tensorboard_itself_serves_the_labelled_projector_and_the_attention_image(din_logs):
+    """What a person sees: a TensorBoard server on the logs, asked through its plugins' HTTP routes."""
+    log_dir, model = din_logs
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, '-m', 'tensorboard.main', '--logdir', log_dir, '--host', '127.0.0.1',
+                               '--port', str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f'http://127.0.0.1:{port}/data/plugin'
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            return response.read()
+
+    try:
+        deadline, runs = time.monotonic() + 120, []
+        while board.PROJECTOR not in runs and time.monotonic() < deadline and server.poll() is None:
+            try:
+                runs = json.loads(get('/projector/runs'))
+            except OSError:
+                time.sleep(1)
+        assert board.PROJECTOR in runs, server.stderr.read().decode()[-2000:] if server.poll() is not None else runs
+        config = json.loads(get(f'/projector/info?run={board.PROJECTOR}'))
+        item = next(e for e in config['embeddings'] if e['tensorName'].startswith('item_id/'))
+        [table] = [v for path, v in board.embedding_tables(model).items() if path.split('/')[-2] == 'item_id']
+        assert [int(d) for d in item['tensorShape']] == list(table.shape)
+        name = urllib.parse.quote(item['tensorName'])
+        values = np.frombuffer(get(f'/projector/tensor?run={board.PROJECTOR}&name={name}'), np.float32)
+        np.testing.assert_array_equal(values.reshape(table.shape), table.numpy())
+        metadata = get(f'/projector/metadata?run={board.PROJECTOR}&name={name}').decode().splitlines()
+        assert metadata[0] == 'label\tfrequency' and len(metadata) == table.shape[0] + 1
+        tags = json.loads(get('/images/tags'))
+        assert 'attention/attention_weights' in tags[board.ATTENTION]
+    finally:
+        server.kill()
+        server.wait(timeout=30)
 
 
 @pytest.mark.pipeline

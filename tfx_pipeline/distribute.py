@@ -8,37 +8,58 @@
 * ``chief`` and/or ``worker`` tasks, no ``ps``: ``tf.distribute.MultiWorkerMirroredStrategy`` (synchronous
   data-parallel training; every worker holds the whole model; gradients are all-reduced each step with the
   collective implementation AUTO, ring all-reduce over gRPC on CPUs).
-* ``ps`` tasks: ``tf.distribute.ParameterServerStrategy`` is not supported: :func:`strategy_from_tf_config` raises
-  NotImplementedError naming TF_CONFIG. Choice: Keras ``fit`` under it needs a per-worker dataset function, a fixed
-  ``steps_per_epoch`` over infinitely repeated data (no epochs, so no early stopping on an epoch's eval metrics),
-  asynchronous updates (no two runs alike), the non-trainable state our layers update in training (Dice's moving
-  moments, step counters) written from every worker at once, and sharded embedding tables whose variables an export
-  names differently (``…/embeddings/part_0``: FNN's warm start reads an export's variables by name). Training
-  would give another model than the one tested here, and no test here runs it: a clear error is better. Drop the
-  ``ps`` tasks to train the same model with MultiWorkerMirroredStrategy (each worker then holds every table).
+* ``ps`` tasks: ``tf.distribute.ParameterServerStrategy`` (PSS), TensorFlow's design for it. The cluster needs one
+  ``chief`` and at least one ``worker``. The ``chief`` task is the coordinator: it builds the model (its variables
+  live on the ``ps`` tasks), runs Keras ``fit``, which schedules each step on a free worker, and is the only task that
+  exports, writes TensorBoard logs and sample predictions (under PSS only the coordinator saves: TensorFlow's rule,
+  unlike MultiWorkerMirroredStrategy). ``worker`` and ``ps`` tasks only run a ``tf.distribute.Server``
+  (:func:`serve`): ``run_fn`` blocks there and never returns; the cluster launcher (Vertex AI, a TFJob) ends them
+  when the chief ends, a script must kill them itself. :func:`strategy_from_tf_config` on such a task is a
+  ValueError. What PSS training is here (:func:`parameter_server_data`, ``trainer.train``):
 
-The chief (:func:`is_chief`) is the ``chief`` task, or ``worker`` 0 when the cluster has no chief. Every worker runs
-the same code, exports included: saving may run collectives, so a worker that skipped it would leave the others
-waiting (TensorFlow's rule for MultiWorkerMirroredStrategy). A non-chief worker writes what the chief writes for
-good (the SavedModel, TensorBoard logs, sample predictions) into a scratch directory that is deleted at the end
-(:func:`worker_dir`).
+  - Choice: no ``variable_partitioner``: every variable, embedding tables included, lives whole on one ``ps`` task
+    (round-robin over the ``ps`` tasks). Measured: with a ``MinSizePartitioner`` the tables are ``ShardedVariable``
+    objects, which ``FieldEmbedding``'s ``tf.gather`` of ``[B, L]`` sequence ids refuses ("ShardedVariable: indices
+    must be 1D Tensor for sparse operations"), and an export would name their variables ``…/embeddings/part_0``
+    (FNN's warm start reads an export's variables by name). So a table must fit in one ``ps`` task's memory; the gain
+    over MultiWorkerMirroredStrategy is that workers hold no copy of the model and train asynchronously.
+  - Data: ``fit`` takes a ``DatasetCreator``; each worker reads its shard of the records (``Dataset.shard`` by the
+    worker's input pipeline id, before the shuffle), repeated without end. A step is one batch of
+    ``training.batch_size`` rows on one worker, applied to the ``ps`` variables asynchronously (no two runs alike).
+    ``steps_per_epoch`` is the train split's transformed records over the batch size, rounded up; Choice: the
+    coordinator counts the transformed records once (:func:`count_records`, one read of the files; StatisticsGen's
+    count is not in ``run_fn``'s arguments, and the console's count is set only in a CLI run).
+    ``validation_steps``: the same for the eval split. An "epoch" is thus that many steps, not one exact pass: a
+    faster worker takes more steps, from its own shard.
+  - Early stopping works on those epochs (the eval metrics are variables on the ``ps`` tasks, updated by every
+    worker's eval steps). Keras refuses batch-level callbacks under PSS: the progress bar moves once per epoch and the
+    non-finite loss check reads the epoch's mean loss (``trainer.EpochOnlyProgress``, ``trainer.EpochLossGuard``).
+  - Layer state: Dice's moving moments are ``ps`` variables that every worker's step assigns (last write wins, no
+    averaging); a step counter is incremented by every step.
+  - Retrieval models are refused as under MultiWorkerMirroredStrategy (``trainer`` raises NotImplementedError).
 
-Datasets (:func:`for_workers`). Choice: the training config's ``batch_size`` is the global batch, split in equal
-parts over the workers (it must be a multiple of their number); the data is sharded with
+The chief (:func:`is_chief`) is the ``chief`` task, or ``worker`` 0 when the cluster has no chief. Under
+MultiWorkerMirroredStrategy every worker runs the same code, exports included: saving may run collectives, so a worker
+that skipped it would leave the others waiting (TensorFlow's rule for MultiWorkerMirroredStrategy). A non-chief worker
+writes what the chief writes for good (the SavedModel, TensorBoard logs, sample predictions) into a scratch directory
+that is deleted at the end (:func:`worker_dir`).
+
+Datasets under MultiWorkerMirroredStrategy (:func:`for_workers`). Choice: the training config's ``batch_size`` is the
+global batch, split in equal parts over the workers (it must be a multiple of their number); the data is sharded with
 ``AutoShardPolicy.DATA``: every worker reads every record (the same shuffle, by the same seed) and keeps its part of
-each global batch, so step k trains on the very rows one process would train on at step k (FILE sharding would give
-each worker other files, and fails when Transform wrote one file). The loss each worker minimises is divided by the
-number of workers (:meth:`rec_models.base.RankingModel.train_step`), so that the summed gradients are the global
-batch's mean gradient. What stays different from one process: Dice's training-time batch moments are each part's
-(as batch normalisation without synchronisation), its moving moments average the parts' (see
-:func:`synchronised_state`), and the mini-batch-aware L2 penalises the rows of each worker's part (a row in two
-parts counts twice). A last batch with fewer rows than workers is dropped (a worker's empty part would have a NaN
-mean loss); a last batch with more is split as evenly as it goes. The eval split is sharded the same way; its
-metrics (the AUC's confusion counts, the mean loss) are all-reduced, so early stopping reads the same value on every
-worker and stops them all at the same epoch. Every worker seeds TensorFlow with ``training.seed``: its shuffle must
-be the others' for the parts to partition each batch (initial weights are broadcast from worker 0 anyway: measured,
-workers seeded differently still end with the same weights). Measured (DIN on the tiny set, one epoch of 31 steps,
-dropout off, two workers against one process): the same initial weights, trained weights within 0.003.
+each global batch, so step k trains on the very rows one process would train on at step k (FILE sharding would give each
+worker other files, and fails when Transform wrote one file). The loss each worker minimises is divided by the number of
+workers (:meth:`rec_models.base.RankingModel.train_step`), so that the summed gradients are the global batch's mean
+gradient. What stays different from one process: Dice's training-time batch moments are each part's (as batch
+normalisation without synchronisation), its moving moments average the parts' (see :func:`synchronised_state`), and the
+mini-batch-aware L2 penalises the rows of each worker's part (a row in two parts counts twice). A last batch with fewer
+rows than workers is dropped (a worker's empty part would have a NaN mean loss); a last batch with more is split as
+evenly as it goes. The eval split is sharded the same way; its metrics (the AUC's confusion counts, the mean loss) are
+all-reduced, so early stopping reads the same value on every worker and stops them all at the same epoch. Every worker
+seeds TensorFlow with ``training.seed``: its shuffle must be the others' for the parts to partition each batch (initial
+weights are broadcast from worker 0 anyway: measured, workers seeded differently still end with the same weights).
+Measured (DIN on the tiny set, one epoch of 31 steps, dropout off, two workers against one process): the same initial
+weights, trained weights within 0.003.
 """
 
 import contextlib
@@ -47,7 +68,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, Iterator, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -127,39 +148,65 @@ def _jobs(cluster) -> Dict[str, Tuple[str, ...]]:
         raise ValueError(f'{TF_CONFIG}: a cluster has one chief at most, got {list(jobs[CHIEF])}')
     if CHIEF not in jobs and WORKER not in jobs:
         raise ValueError(f'{TF_CONFIG}: the cluster has no "chief" or "worker" task to train')
+    if PS in jobs and (CHIEF not in jobs or WORKER not in jobs):
+        raise ValueError(f'{TF_CONFIG}: a cluster with "ps" tasks (ParameterServerStrategy) needs a "chief" task (the '
+                         f'coordinator, which runs fit and exports) and at least one "worker", got jobs {sorted(jobs)}')
     return jobs
 
 
 def strategy_from_tf_config(env: Mapping[str, str] = os.environ) -> tf.distribute.Strategy:
     """The strategy ``TF_CONFIG`` asks for (module docstring): the default strategy without one,
-    MultiWorkerMirroredStrategy for chief/worker tasks. Create it before any other TensorFlow work in the process:
-    it starts this task's gRPC server and configures collectives, and it waits for every worker to join.
+    MultiWorkerMirroredStrategy for chief/worker tasks, ParameterServerStrategy on the chief of a cluster with ``ps``
+    tasks. Create it before any other TensorFlow work in the process: it starts this task's gRPC server (and
+    MultiWorkerMirroredStrategy's collectives), and it waits for the other tasks.
 
     Raises:
-        ValueError: TF_CONFIG is malformed.
-        NotImplementedError: TF_CONFIG has ``ps`` tasks (ParameterServerStrategy; the docstring says why).
+        ValueError: TF_CONFIG is malformed, or names a ``worker``/``ps`` task of a cluster with ``ps`` tasks (such a
+            task runs :func:`serve`, see :func:`runs_server`).
     """
     cluster = read_tf_config(env)
     if cluster is None:
         return tf.distribute.get_strategy()
-    if cluster.has_ps:
-        raise NotImplementedError(
-            f'{TF_CONFIG} has "ps" tasks {list(cluster.jobs[PS])}: ParameterServerStrategy is not supported by this '
-            'Trainer (asynchronous steps over a fixed steps_per_epoch, no early stopping on epochs, non-trainable '
-            'layer state written by every worker, sharded tables exported under other names). Remove the "ps" job '
-            'from TF_CONFIG to train with MultiWorkerMirroredStrategy (every worker holds the whole model), or unset '
-            'TF_CONFIG to train in one process.')
+    if runs_server(cluster):
+        raise ValueError(f'{TF_CONFIG}: task {cluster.task_type!r} {cluster.task_index} of a cluster with "ps" tasks '
+                         'runs a server (distribute.serve), not a strategy: only the chief trains')
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec({name: list(addresses) for name, addresses in cluster.jobs.items()}),
         task_type=cluster.task_type, task_id=cluster.task_index, rpc_layer='grpc')
+    if cluster.has_ps:
+        return tf.distribute.ParameterServerStrategy(resolver)   # no variable_partitioner: module docstring
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
 
 
+def runs_server(cluster: Optional[Cluster]) -> bool:
+    """Whether this task only serves (:func:`serve`): a ``worker`` or ``ps`` task of a cluster with ``ps`` tasks."""
+    return cluster is not None and cluster.has_ps and cluster.task_type != CHIEF
+
+
+def serve(env: Mapping[str, str] = os.environ) -> None:
+    """Runs this task's ``tf.distribute.Server`` and blocks for good (a ``worker`` or ``ps`` task under
+    ParameterServerStrategy: the coordinator sends it variables and steps; the launcher ends it). ValueError naming
+    TF_CONFIG when it names no such task."""
+    cluster = read_tf_config(env)
+    if not runs_server(cluster):
+        raise ValueError(f'{TF_CONFIG}: only a "worker" or "ps" task of a cluster with "ps" tasks runs a server')
+    server = tf.distribute.Server(
+        tf.train.ClusterSpec({name: list(addresses) for name, addresses in cluster.jobs.items()}),
+        job_name=cluster.task_type, task_index=cluster.task_index, protocol='grpc', start=True)
+    server.join()
+
+
 def is_distributed(strategy: Optional[tf.distribute.Strategy]) -> bool:
-    """Whether ``strategy`` is this module's MultiWorkerMirroredStrategy (not None, not the default strategy)."""
+    """Whether ``strategy`` is this module's MultiWorkerMirroredStrategy (not None, not the default strategy, not
+    ParameterServerStrategy: :func:`is_parameter_server`)."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_parameter_server(strategy: Optional[tf.distribute.Strategy]) -> bool:
+    """Whether ``strategy`` is a ParameterServerStrategy (the chief's, in a cluster with ``ps`` tasks)."""
+    return isinstance(strategy, tf.distribute.ParameterServerStrategy)
 
 
 def is_chief(env: Mapping[str, str] = os.environ) -> bool:
@@ -219,16 +266,43 @@ def _synchronised(next_creator, **kwargs):
 
 @contextlib.contextmanager
 def synchronised_state(strategy: Optional[tf.distribute.Strategy]) -> Iterator[None]:
-    """Under a distributed ``strategy``: its scope, in which a non-trainable variable created without an aggregation
+    """Under MultiWorkerMirroredStrategy: its scope, in which a non-trainable variable created without an aggregation
     (Dice's moving moments, a step counter) is created with MEAN aggregation, so that an update a layer makes in
     training is averaged over the workers and every worker keeps the same value (without an aggregation, each
-    worker would keep its own part's statistics). Nothing (the current scope) otherwise.
+    worker would keep its own part's statistics). Under ParameterServerStrategy: its scope alone (one copy of each
+    variable, on a ``ps`` task: module docstring). Nothing (the current scope) otherwise.
 
     Choice: MEAN over ONLY_FIRST_REPLICA: a moving mean of the parts' means is the global batch's mean, as in one
     process; a counter incremented by 1 on every worker still moves by 1.
     """
+    if is_parameter_server(strategy):   # the variables on the ps tasks; their state as the module docstring says
+        with strategy.scope():
+            yield
+        return
     if not is_distributed(strategy):
         yield
         return
     with strategy.scope(), tf.variable_creator_scope(_synchronised):
         yield
+
+
+def count_records(file_patterns: List[str]) -> int:
+    """The records in Transform's gzipped TFRecord files matching ``file_patterns`` (one read of them)."""
+    files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
+    return int(tf.data.TFRecordDataset(files, compression_type='GZIP').reduce(
+        tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def steps_over(records: int, batch_size: int) -> int:
+    """The steps of one pass over ``records`` records in batches of ``batch_size`` (the last one partial), 1 at
+    least."""
+    return max(1, -(-records // batch_size))
+
+
+def parameter_server_data(make_dataset: Callable[[Tuple[int, int]], tf.data.Dataset]
+                          ) -> tf.keras.utils.experimental.DatasetCreator:
+    """What ``fit`` reads under ParameterServerStrategy: on each worker, ``make_dataset((shards, index))`` (that
+    worker's shard of the records), repeated without end (module docstring)."""
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return make_dataset((context.num_input_pipelines, context.input_pipeline_id)).repeat()
+    return tf.keras.utils.experimental.DatasetCreator(dataset_fn)

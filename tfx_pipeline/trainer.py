@@ -10,7 +10,7 @@ against.
 """
 
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
@@ -34,20 +34,23 @@ SAMPLE_COUNT = 256
 
 
 def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels, batch_size: int,
-             shuffle_buffer: int = 0, seed: Optional[int] = None, positives_of: Optional[str] = None
-             ) -> tf.data.Dataset:
+             shuffle_buffer: int = 0, seed: Optional[int] = None, positives_of: Optional[str] = None,
+             shard: Optional[Tuple[int, int]] = None) -> tf.data.Dataset:
     """Batches of ``(transformed features, {label: [B] float32})`` from Transform's gzipped tf.Examples.
 
     Logs are written in time order, so training shuffles records through a buffer of ``shuffle_buffer`` records
     (serialized, before parsing); a buffer much smaller than the data leaves each batch from a narrow time window.
     With ``positives_of`` (a label), only the rows where that label is 1 are kept, in full batches (a retrieval
-    model learns from positives).
+    model learns from positives). ``shard``: ``(shards, index)``, only every ``shards``-th record from ``index`` (a
+    worker's part under ParameterServerStrategy), taken before the shuffle.
     """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f'no transformed examples match {file_patterns}')
     feature_spec = tft_output.transformed_feature_spec()
     dataset = tf.data.TFRecordDataset(files, compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE)
+    if shard:
+        dataset = dataset.shard(*shard)
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(lambda x: tf.io.parse_example(x, feature_spec),
@@ -76,11 +79,15 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     ``strategy``: None (or the default strategy) trains in this process; a MultiWorkerMirroredStrategy
     (:func:`tfx_pipeline.distribute.strategy_from_tf_config`) builds and compiles the model in its scope and trains
     on every worker at once, ``config.batch_size`` being the global batch (:mod:`tfx_pipeline.distribute` says how
-    the data is split). Only the ``chief`` shows the epochs' progress on the console.
+    the data is split). Only the ``chief`` shows the epochs' progress on the console. A ParameterServerStrategy (on
+    the chief, the coordinator) builds the model in its scope (the variables on the ``ps`` tasks) and fits over
+    :func:`tfx_pipeline.distribute.parameter_server_data` for ``steps_per_epoch`` steps, with epoch-level progress and
+    loss check (Keras refuses batch-level callbacks under it; :mod:`tfx_pipeline.distribute` says what differs).
     """
     tf.keras.utils.set_random_seed(config.seed)   # on every worker: the same shuffle of the training data
     distributed = distribute.is_distributed(strategy)
-    if distributed:
+    parameter_servers = distribute.is_parameter_server(strategy)
+    if distributed or parameter_servers:
         _check_distributable(config, strategy)
     with distribute.synchronised_state(strategy):   # under a strategy: its variables, mirrored on every worker
         model = build_model(spec, tft_output, config)
@@ -96,22 +103,31 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
     if distributed:
         train_data, eval_data = (distribute.for_workers(data, strategy) for data in (train_data, eval_data))
         model.distribute_reduction_method = 'first'   # a step's logs: the all-reduced metrics, not their sum
+    fit_data = {'x': train_data, 'validation_data': eval_data}
+    rows = None if positives_of else console.current().rows.get('train')
+    if parameter_servers:   # no positives_of: retrieval models train in one process only (_check_distributable)
+        rows = distribute.count_records(train_files)
+        fit_data = {
+            'x': distribute.parameter_server_data(lambda shard: input_fn(
+                train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed, shard=shard)),
+            'steps_per_epoch': distribute.steps_over(rows, config.batch_size),
+            'validation_data': distribute.parameter_server_data(lambda shard: input_fn(
+                eval_files, tft_output, labels, config.batch_size, shard=shard)),
+            'validation_steps': distribute.steps_over(distribute.count_records(eval_files), config.batch_size)}
     watched = early_stopping_metric(model, config)
+    progress, guard = (EpochOnlyProgress, EpochLossGuard) if parameter_servers else (EpochProgress, NonFiniteLossGuard)
     callbacks = [tf.keras.callbacks.EarlyStopping(monitor=f'val_{watched}', restore_best_weights=True,
                                                   mode='min' if lower_is_better(watched) else 'max',
                                                   patience=config.early_stopping_patience),
-                 *([EpochProgress(config.epochs, config.batch_size, watched,
-                                  rows=None if positives_of else console.current().rows.get('train'))]
-                   if chief else []),
-                 NonFiniteLossGuard(), *callbacks]
+                 *([progress(config.epochs, config.batch_size, watched, rows=rows)] if chief else []),
+                 guard(), *callbacks]
     if config.learning_rate_decay != 1.0:
         callbacks.append(tf.keras.callbacks.LearningRateScheduler(
             lambda epoch: config.learning_rate * config.learning_rate_decay ** epoch))
     if log_dir:
         callbacks = board.training_callbacks(model, spec, log_dir, eval_data) + callbacks  # first: adds the LR
     with distribute.synchronised_state(strategy):   # optimizer slots and layer state built in the first step
-        history = model.fit(train_data, validation_data=eval_data, epochs=config.epochs, callbacks=callbacks,
-                            verbose=0)
+        history = model.fit(**fit_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
     return model, history
 
 
@@ -155,13 +171,25 @@ class NonFiniteLossGuard(tf.keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f'step {batch + 1}')
+
+    def _check(self, logs, where: str) -> None:
         loss = (logs or {}).get('loss')
         if loss is not None and not np.isfinite(loss):
             self.model.stop_training = True
             raise FloatingPointError(
-                f'training loss is {loss} at epoch {self.epoch + 1}, step {batch + 1}: training stopped. Look for '
+                f'training loss is {loss} at epoch {self.epoch + 1}, {where}: training stopped. Look for '
                 'NaN or infinite values in the numeric inputs (ExampleValidator\'s statistics), or lower '
                 'training.learning_rate.')
+
+
+class EpochLossGuard(NonFiniteLossGuard):
+    """:class:`NonFiniteLossGuard` on the epoch's mean loss, under ParameterServerStrategy (which refuses batch-level
+    callbacks): a NaN step makes the epoch's mean NaN, found at the epoch's end."""
+    on_train_batch_end = tf.keras.callbacks.Callback.on_train_batch_end   # Keras' default: no batch hook
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, 'its end')
 
 
 class EpochProgress(tf.keras.callbacks.Callback):
@@ -199,6 +227,17 @@ class EpochProgress(tf.keras.callbacks.Callback):
                                  f'{done}, best val_{self.watched} {self.best[1]:.4f} (epoch {self.best[0]})')
 
 
+class EpochOnlyProgress(EpochProgress):
+    """:class:`EpochProgress` without batch hooks (ParameterServerStrategy refuses them): the bar goes from 0 to the
+    epoch's rows at the epoch's end."""
+    on_train_batch_end = tf.keras.callbacks.Callback.on_train_batch_end   # Keras' default: no batch hook
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.total:
+            self._bar.update(self.total)
+        super().on_epoch_end(epoch, logs)
+
+
 def _item_feed(custom_config) -> Optional[str]:
     """The item feed's pattern: None without one, or when the synthetic generator's optional table is absent (data
     generated before it wrote one)."""
@@ -215,7 +254,12 @@ def run_fn(fn_args):
     With a cluster in ``TF_CONFIG`` (:mod:`tfx_pipeline.distribute`), every worker trains and exports; only the
     chief's SavedModel (``serving_model_dir``), TensorBoard logs and sample predictions (``model_run_dir``) stay, the
     others write theirs to scratch directories that are deleted, and only the chief shows the console's progress.
+    With ``ps`` tasks (ParameterServerStrategy), only the chief trains and writes; a ``worker`` or ``ps`` task runs
+    its server and blocks here for good: the cluster launcher ends it when the chief ends (a script must kill it).
     """
+    if distribute.runs_server(distribute.read_tf_config()):
+        distribute.serve()   # never returns
+        return None
     strategy = distribute.strategy_from_tf_config()   # first: it starts this task's server and its collectives
     chief = distribute.is_chief()
     with distribute.worker_dir(fn_args.model_run_dir, chief) as run_dir, \

@@ -2,7 +2,8 @@
 
 Builds the Trainer's ``fn_args`` (TFX's own FnArgs) from the job file, calls ``trainer.run_fn`` as TFX's
 GenericExecutor would, and saves the trained model's variables (``OUT.npz``: ``{key: value}``, keyed as an export
-keeps them) and its Keras history (``OUT.json``: ``{metric: [value per epoch]}``).
+keeps them) and its Keras history (``OUT.json``: ``{metric: [value per epoch]}``). A ``worker`` or ``ps`` task of a
+cluster with ``ps`` tasks never gets there: its ``run_fn`` serves until the test kills it.
 """
 
 import json

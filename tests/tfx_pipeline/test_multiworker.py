@@ -1,9 +1,10 @@
 """Training on several workers (tfx_pipeline/distribute.py; trainer.run_fn under TF_CONFIG).
 
 * TF_CONFIG: absent or empty is one process (the default strategy, the chief); the chief is the ``chief`` task or
-  ``worker`` 0 without one; a malformed TF_CONFIG is a ValueError naming TF_CONFIG and the fault; ``ps`` tasks
-  (ParameterServerStrategy) and retrieval models on several workers are NotImplementedError naming TF_CONFIG; a
-  batch size the workers cannot split evenly names ``training.batch_size``.
+  ``worker`` 0 without one; a malformed TF_CONFIG is a ValueError naming TF_CONFIG and the fault (``ps`` tasks
+  without a chief or a worker included); retrieval models on several workers are NotImplementedError naming
+  TF_CONFIG; a batch size the workers cannot split evenly names ``training.batch_size``. With ``ps`` tasks, the
+  ``worker``/``ps`` tasks run servers (a strategy for them is a ValueError naming TF_CONFIG).
 * The dataset split: DATA sharding, a last batch with fewer rows than workers dropped; a non-chief worker's output
   directory is a scratch directory, deleted.
 * Two local worker processes (MultiWorkerMirroredStrategy, TF_CONFIG ``{'worker': [a, b]}`` on 127.0.0.1) train DIN
@@ -12,6 +13,11 @@
   (its SavedModel holds those variables), wrote the sample predictions and showed the epochs' progress; the other
   left no directory and no scratch behind; the chief's SavedModel serves finite probabilities in [0, 1] in a fresh
   process.
+* ParameterServerStrategy: the datasets ``fit`` reads are each worker's shard of the records, repeated; the callbacks
+  it gets have no batch hooks (Keras refuses them under it); a chief, a worker and a ps process (TF_CONFIG on
+  127.0.0.1, each through ``run_fn``) train DIN for one epoch: the worker and ps processes serve until killed, the
+  chief alone exports a SavedModel holding the trained variables (read from the ps task), writes the sample
+  predictions and shows the epoch; the export serves finite probabilities in [0, 1] in a fresh process.
 """
 
 import json
@@ -36,6 +42,7 @@ from pipeline_cli import REPO
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'multiworker_worker.py')
 TIMEOUT_S = 300    # both workers, start to end (measured: about 40 s on 2 cores); a hung collective fails here
+PSS_TIMEOUT_S = 180   # the chief of the ParameterServerStrategy cluster, start to end (measured: see its test)
 
 
 def _tf_config(cluster, task_type='worker', index=0):
@@ -74,6 +81,10 @@ def test_the_chief_is_the_chief_task_or_worker_0_without_one(cluster, task_type,
      r"unsupported job\(s\) \['evaluator'\]"),
     ('{"cluster": {"chief": ["h:1", "h:2"]}, "task": {"type": "chief", "index": 0}}', 'one chief at most'),
     ('{"cluster": {"ps": ["h:1"]}, "task": {"type": "ps", "index": 0}}', 'no "chief" or "worker" task'),
+    ('{"cluster": {"worker": ["h:1"], "ps": ["h:2"]}, "task": {"type": "worker", "index": 0}}',
+     r'a cluster with "ps" tasks \(ParameterServerStrategy\) needs a "chief" task'),
+    ('{"cluster": {"chief": ["h:1"], "ps": ["h:2"]}, "task": {"type": "chief", "index": 0}}',
+     'and at least one "worker"'),
     ('{"cluster": {"worker": ["h:1"]}}', '"task" must be an object'),
     ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "chief", "index": 0}}', "task type 'chief' is not a job"),
     ('{"cluster": {"worker": ["h:1", "h:2"]}, "task": {"type": "worker", "index": 2}}',
@@ -88,10 +99,39 @@ def test_a_malformed_tf_config_is_a_value_error_naming_it_and_the_fault(text, me
         assert 'TF_CONFIG' in str(raised.value)
 
 
-def test_ps_tasks_are_a_clear_error_naming_tf_config_and_what_trains_instead():
-    env = _tf_config({'chief': ['h:0'], 'worker': ['h:1'], 'ps': ['h:2']}, 'chief')
-    with pytest.raises(NotImplementedError, match=r'TF_CONFIG has "ps" tasks .*Remove the "ps" job from TF_CONFIG'):
-        distribute.strategy_from_tf_config(env)
+@pytest.mark.parametrize('task_type, serves', [('chief', False), ('worker', True), ('ps', True)])
+def test_with_ps_tasks_only_the_chief_trains_and_the_other_tasks_run_servers(task_type, serves):
+    env = _tf_config({'chief': ['h:0'], 'worker': ['h:1'], 'ps': ['h:2']}, task_type)
+    assert distribute.runs_server(distribute.read_tf_config(env)) is serves
+    assert distribute.is_chief(env) is not serves
+    if serves:
+        with pytest.raises(ValueError, match=f"TF_CONFIG: task '{task_type}' 0 of a cluster with \"ps\" tasks runs a "
+                                             'server'):
+            distribute.strategy_from_tf_config(env)
+    assert not distribute.runs_server(distribute.read_tf_config(_tf_config({'worker': ['h:1', 'h:2']}, 'worker', 1)))
+    assert not distribute.runs_server(None)
+
+
+def test_under_parameter_servers_each_worker_reads_its_shard_of_the_records_repeated():
+    creator = distribute.parameter_server_data(lambda shard: tf.data.Dataset.range(5).shard(*shard))
+    assert [int(x) for x in creator(tf.distribute.InputContext(2, 1, 1)).take(5)] == [1, 3, 1, 3, 1]
+    assert [int(x) for x in creator(tf.distribute.InputContext(2, 0, 1)).take(4)] == [0, 2, 4, 0]
+    assert (distribute.steps_over(7750, 256), distribute.steps_over(256, 256), distribute.steps_over(0, 256)) == (
+        31, 1, 1)
+
+
+def test_under_parameter_servers_the_callbacks_have_no_batch_hooks_and_a_nan_epoch_loss_stops_training():
+    # Keras refuses a callback under ParameterServerStrategy when it implements a batch hook: what it checks.
+    implements = tf.keras.callbacks.Callback._implements_train_batch_hooks  # pylint: disable=protected-access
+    assert implements(trainer.NonFiniteLossGuard()) and implements(trainer.EpochProgress(1, 4, 'auc'))
+    assert not implements(trainer.EpochLossGuard()) and not implements(trainer.EpochOnlyProgress(1, 4, 'auc'))
+    guard = trainer.EpochLossGuard()
+    guard.set_model(types.SimpleNamespace(stop_training=False))
+    guard.on_epoch_begin(1)
+    guard.on_epoch_end(1, {'loss': 0.3})
+    with pytest.raises(FloatingPointError, match='training loss is nan at epoch 2, its end'):
+        guard.on_epoch_end(1, {'loss': float('nan')})
+    assert guard.model.stop_training
 
 
 def test_a_retrieval_model_or_an_uneven_batch_on_several_workers_is_a_clear_error():
@@ -216,6 +256,60 @@ def test_two_workers_train_din_to_identical_weights_and_only_the_chiefs_export_s
     left = [name for name in os.listdir(scratch / '1') if name.startswith(distribute.SCRATCH_PREFIX)]
     assert not left, left
     assert 'epoch 2/2' in _tail(logs[0], 100_000) and 'epoch 1/2' not in _tail(logs[1], 100_000)
+
+    examples = export.read_examples(prepared.raw['test'], 8)
+    served = score_in_fresh_process({chief_export: examples}, str(tmp_path))[chief_export]
+    assert served.shape == (8,) and np.all(np.isfinite(served)) and np.all((served >= 0) & (served <= 1)), served
+
+
+@pytest.mark.pipeline   # a Transform output
+def test_parameter_servers_train_din_on_the_chief_which_alone_exports_a_model_that_serves(prepared_tiny, tmp_path):
+    prepared = prepared_tiny
+    tasks = (distribute.CHIEF, distribute.WORKER, distribute.PS)
+    cluster = {task: [address] for task, address in zip(tasks, _free_addresses(3))}
+    training = TrainingConfig(model='din', epochs=1, batch_size=256, seed=0, shuffle_buffer=1000).to_dict()
+    processes, logs = {}, {task: str(tmp_path / f'{task}.log') for task in tasks}
+    try:
+        for task in (distribute.PS, distribute.WORKER, distribute.CHIEF):   # the servers first, the coordinator last
+            job = {'train_files': [prepared.transformed['train']], 'eval_files': [prepared.transformed['eval']],
+                   'transform_output': os.path.dirname(prepared.tft_output.transform_savedmodel_dir),
+                   'serving_model_dir': str(tmp_path / f'serving_{task}'),
+                   'model_run_dir': str(tmp_path / f'run_{task}'),
+                   'custom_config': {'training': training, 'feature_spec': experiment.DEFAULT_SPEC,
+                                     'data_format': 'tfrecord', 'sample_examples': prepared.raw['test']}}
+            (tmp_path / f'job_{task}.json').write_text(json.dumps(job))
+            with open(logs[task], 'w') as log:
+                processes[task] = subprocess.Popen(
+                    [sys.executable, WORKER, str(tmp_path / f'job_{task}.json'), str(tmp_path / task)], cwd=REPO,
+                    env={**os.environ, **_tf_config(cluster, task)}, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            code = processes[distribute.CHIEF].wait(timeout=PSS_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        servers = {task: processes[task].poll() for task in (distribute.WORKER, distribute.PS)}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    tails = '\n'.join(f'--- {task}:\n{_tail(log)}' for task, log in logs.items())
+    assert code == 0, f'the chief failed, or ran past {PSS_TIMEOUT_S} s (exit None):\n{tails}'
+    assert servers == {distribute.WORKER: None, distribute.PS: None}, f'a server ended before the chief:\n{tails}'
+
+    history = json.loads((tmp_path / 'chief.json').read_text())
+    assert len(history['val_auc']) == 1 and 0.5 < history['val_auc'][0] <= 1.0, history
+    weights = np.load(str(tmp_path / 'chief.npz'))
+    assert any('moving_mean' in k for k in weights.files)
+    chief_export = str(tmp_path / 'serving_chief')
+    exported = base.read_exported_variables(chief_export)
+    assert sorted(exported) == sorted(weights.files)
+    for key, value in exported.items():
+        np.testing.assert_array_equal(value, weights[key], err_msg=key)
+    assert os.path.exists(tmp_path / 'run_chief' / export.SAMPLE_PREDICTIONS)
+    for task in (distribute.WORKER, distribute.PS):   # they only served
+        assert not os.path.exists(tmp_path / f'serving_{task}') and not os.path.exists(tmp_path / f'run_{task}')
+        assert not os.path.exists(tmp_path / f'{task}.npz')
+    assert 'epoch 1/1' in _tail(logs[distribute.CHIEF], 100_000)
 
     examples = export.read_examples(prepared.raw['test'], 8)
     served = score_in_fresh_process({chief_export: examples}, str(tmp_path))[chief_export]

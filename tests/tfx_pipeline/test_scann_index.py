@@ -61,8 +61,9 @@ def test_searching_more_leaves_finds_more_of_the_exact_top_k(exact):
         module = scann_index.ScannRetrievalModel(serving, max_k=K, leaves_to_search=searched)
         ids, _ = _top(module.retrieve, contexts)
         recalls.append(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, exact_ids)]))
-    # Measured on this model (41 leaves of 1,683 items): about 0.2 for one leaf, 0.8 for a quarter of them.
-    assert recalls[1] > 0.6 and recalls[1] > recalls[0] + 0.2, recalls
+    # Measured on this model (41 leaves of 1,683 items), run to run (ScaNN's tree training is randomised, with no
+    # seed to set): one leaf 0.07 to 0.2, a quarter of them 0.57 to 0.8 (0.57 failed a floor of 0.6 once).
+    assert recalls[1] > 0.45 and recalls[1] > recalls[0] + 0.2, recalls
 
 
 def test_a_user_without_history_gets_the_popularity_list(exact):

@@ -28,7 +28,6 @@ After the run, :func:`write_evaluation` adds the Evaluator's metrics per slice a
 (``runs/<name>/tensorboard/<model>/``); :func:`log_dirs` lists every directory of a run.
 """
 
-import io
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -279,9 +278,9 @@ def _axis_labels(model, values: np.ndarray) -> Optional[List[str]]:
 def heat_map_png(key: str, values: np.ndarray, labels: Optional[List[str]], sample_name: str) -> bytes:
     """A PNG heat map of one attention output: ``[B, L]`` as sample row × step; ``[B, a, b]`` averaged over the
     sample; ``[B, H, n, n]`` one panel per head, averaged over the sample."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use('Agg')
-    from matplotlib import pyplot, ticker  # pylint: disable=import-outside-toplevel
+    from matplotlib import ticker  # pylint: disable=import-outside-toplevel
+    from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+    from tfx_pipeline import report_figures  # pylint: disable=import-outside-toplevel
     if values.ndim == 2:
         panels = [(values, f'{key}: {sample_name} × step', 'step', sample_name)]
     elif values.ndim == 3:   # gates [B, tasks, experts]; per-head weights [B, heads, steps]
@@ -291,7 +290,8 @@ def heat_map_png(key: str, values: np.ndarray, labels: Optional[List[str]], samp
         mean = values.reshape((len(values), -1) + values.shape[-2:]).mean(axis=0)
         panels = [(head, f'{key}: head {h + 1} (mean of {len(values)})', 'key', 'query')
                   for h, head in enumerate(mean)]
-    figure, axes = pyplot.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.0), squeeze=False)
+    figure = Figure(figsize=(4.5 * len(panels), 4.0), dpi=80)
+    axes = figure.subplots(1, len(panels), squeeze=False)
     for axis, (image, title, xlabel, ylabel) in zip(axes[0], panels):
         signed = image.min() < 0 < image.max()   # unnormalised weights (DIN's): diverging colours around 0
         bound = np.abs(image).max() if signed else None
@@ -308,10 +308,7 @@ def heat_map_png(key: str, values: np.ndarray, labels: Optional[List[str]], samp
             axis.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         figure.colorbar(shown, ax=axis, fraction=0.046)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=80)
-    pyplot.close(figure)
-    return buffer.getvalue()
+    return report_figures.png(figure)
 
 
 def hparams_of(config, model) -> Dict[str, object]:

@@ -20,12 +20,12 @@ numbers TFMA wrote, and embedded in the page.
 import datetime
 import os
 import pathlib
-import shlex
 import tempfile
 from typing import Dict, Optional
 
 from feature_spec import spec as spec_lib
 from rec_models import registry
+from tfx_pipeline import board
 from tfx_pipeline import evaluation
 from tfx_pipeline import report_evaluation as sections
 from tfx_pipeline import report_html as h
@@ -196,38 +196,12 @@ def _anomalies(run: Run) -> str:
     return h.table(['split/feature', 'anomaly'], rows) + f'<p class="note">{h.esc(checked)}</p>'
 
 
-def _board():
-    """:mod:`tfx_pipeline.board` when it has ``log_dirs`` (it is being written: until then, None)."""
-    try:
-        from tfx_pipeline import board  # pylint: disable=g-import-not-at-top
-    except ImportError:
-        return None
-    return board if hasattr(board, 'log_dirs') else None
-
-
-def log_dirs(config: PipelineConfig, store=None) -> Dict[str, str]:
-    """``{name: TensorBoard log directory}``: :func:`tfx_pipeline.board.log_dirs` when the board module has it, else
-    the directory of each Trainer's newest ModelRun artifact (where the Trainer's TensorBoard callback writes)."""
-    board = _board()
-    if board is not None:
-        return dict(board.log_dirs(config))
-    store = store or summary.open_store(config.metadata_path)
-    found = {}
-    for model in config.training.models:
-        artifact = summary.latest_artifact(store, 'ModelRun', config.node_id('Trainer', model))
-        if artifact is not None:
-            found[model] = artifact.uri
-    return found
-
-
 def _tensorboard(run: Run) -> str:
-    directories = log_dirs(run.config, run.store)
+    directories = board.log_dirs(run.config)
     if not directories:
         return '<p class="note">No Trainer log directory recorded.</p>'
-    rows = [[name, h.link(pathlib.Path(d).as_uri(), d) if os.path.isabs(d) else d] for name, d in directories.items()]
-    board = _board()
-    command = (board.tensorboard_command(directories) if board is not None and hasattr(board, 'tensorboard_command')
-               else 'tensorboard --logdir_spec ' + shlex.quote(','.join(f'{n}:{d}' for n, d in directories.items())))
+    rows = [[name, h.link(pathlib.Path(d).as_uri(), d)] for name, d in directories.items()]
+    command = board.tensorboard_command(directories)
     return (h.table(['name', 'log directory'], rows, css='log-dirs')
             + f'<p>To browse them: <code>python -m tfx_pipeline tensorboard {h.esc(run.config.run_dir)}</code>, or '
               f'<code>{h.esc(command)}</code>.</p>')

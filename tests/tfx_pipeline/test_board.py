@@ -116,14 +116,14 @@ def test_histograms_of_every_embedding_table_and_of_the_predictions_by_label(din
 
 
 @pytest.mark.pipeline
-def test_the_pr_curve_of_the_primary_head(din_logs):
+def test_the_pr_curve_of_the_primary_head(din_logs, prepared_tiny):
     log_dir, _ = din_logs
     plugin, values = events(os.path.join(log_dir, 'validation'))['pr_curve/probabilities/pr_curves']
     assert plugin == 'pr_curves'
     counts = values[0][1]   # [6, thresholds]: TP, FP, TN, FN, precision, recall
     assert counts.shape == (6, board.PR_THRESHOLDS)
-    total = counts[0, 0] + counts[1, 0]
-    assert total == board.SAMPLE_ROWS or total < board.SAMPLE_ROWS   # every sampled row at threshold 0
+    eval_rows = prepared_tiny.metadata['splits']['eval']['rows']
+    assert counts[0, 0] + counts[1, 0] == min(board.SAMPLE_ROWS, eval_rows)   # every sampled row at threshold 0
     assert np.all(counts[0] + counts[3] == counts[0, 0])   # TP + FN = the positives at every threshold
     assert counts[5, 0] == 1.0 and counts[4, 0] < counts[4, board.PR_THRESHOLDS // 10]
 

@@ -7,6 +7,10 @@ same sizes (batch 256, history 50, embedding 18), alternating the two over sever
     python benchmarks/deepctr_compare.py --preset default --workdir /tmp/bench --repeats 3 \
         --deepctr_python .venv-deepctr/bin/python
 
+``--history_mean 12`` cuts every history (train and test, both implementations alike) to its last min(length, g)
+behaviours, g geometric with mean 12: the long-tailed lengths of real logs, where the default data's are mostly full
+(mean 43.5 of 50). Our DIN computes its activation unit at the valid steps only; DeepCTR's at all 50.
+
 The two implementations alternate, each run in its own process (ours, DeepCTR, ours, DeepCTR, …: ``--repeats``
 pairs); each run's figures go to stderr as it ends, then a table; stdout gets one JSON line: per model the median
 speed ratio of the pairs and its range, the median examples/s and test AUC of each side, and every run. A single pair moves with the machine's load (0.79× and 1.19× on two days);
@@ -106,14 +110,34 @@ def _timed_fit(model, features, labels):
     return rows / (time.perf_counter() - start)
 
 
-def run_ours(path):
-    """DIN and DIEN of this package, built from the spec's inputs restricted to the compared features."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from feature_spec.model_inputs import InputField, ModelInputs  # pylint: disable=import-outside-toplevel
-    from rec_models import registry  # pylint: disable=import-outside-toplevel
+def read_arrays(path, history_mean=None):
+    """The arrays of :func:`load_arrays`; with ``history_mean``, every history cut to its last min(length, g) steps
+    (g geometric with that mean, seed 0, the same cut for both implementations): real users' histories are mostly
+    short, the default data's are mostly full (mean 43.5 of 50)."""
     arrays = dict(np.load(path))
+    if history_mean:
+        rng = np.random.default_rng(0)
+        length = str(arrays['length_feature'])
+        for split in ('train', 'test'):
+            lengths = arrays[f'{split}/{length}']
+            cut = np.minimum(lengths, rng.geometric(1.0 / history_mean, lengths.shape))
+            steps = arrays[f'{split}/hist_{TARGETS[0]}'].shape[1]
+            # step j of the cut history is step length − cut + j of the full one: its last `cut` behaviours
+            source = np.minimum((lengths - cut)[:, None] + np.arange(steps)[None], steps - 1)
+            for target in TARGETS:
+                history = arrays[f'{split}/hist_{target}']
+                kept = np.take_along_axis(history, source, axis=1)
+                kept[np.arange(steps)[None] >= cut[:, None]] = 0
+                arrays[f'{split}/hist_{target}'] = kept
+            arrays[f'{split}/{length}'] = cut.astype(lengths.dtype)
+    return arrays
+
+
+def our_inputs(arrays):
+    """``(ModelInputs, train split)``: the spec's inputs restricted to the compared features, for our models."""
+    from feature_spec.model_inputs import InputField, ModelInputs  # pylint: disable=import-outside-toplevel
     length, label = str(arrays['length_feature']), str(arrays['label'])
-    train, test = _split(arrays, 'train'), _split(arrays, 'test')
+    train = _split(arrays, 'train')
     sizes = dict(zip(CATEGORICAL + tuple(f'hist_{t}' for t in TARGETS), arrays['vocab_sizes']))
     groups = {'age_bucket': 'user', 'gender': 'user', 'city': 'user', 'item_id': 'item', 'category': 'item',
               'brand': 'item', 'hour': 'context', 'device': 'context'}
@@ -123,7 +147,16 @@ def run_ours(path):
     fields += [InputField(f'hist_{t}', 'sequence', 'behavior', table=t, vocab_size=int(sizes[t]),
                           embedding_dim=EMBEDDING_DIM, max_length=train[f'hist_{t}'].shape[1], query=t)
                for t in TARGETS]
-    inputs = ModelInputs(fields=tuple(fields), sequence_length=length, labels=(label,))
+    return ModelInputs(fields=tuple(fields), sequence_length=length, labels=(label,)), train
+
+
+def run_ours(path, history_mean=None):
+    """DIN and DIEN of this package, built from the spec's inputs restricted to the compared features."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from rec_models import registry  # pylint: disable=import-outside-toplevel
+    arrays = read_arrays(path, history_mean)
+    inputs, train = our_inputs(arrays)
+    label, test = inputs.label, _split(arrays, 'test')
     rows = []
     for name in MODELS:
         tf.keras.utils.set_random_seed(0)
@@ -148,14 +181,14 @@ def _deepctr_compat(tf):
             setattr(module, name, value)
 
 
-def run_deepctr(path):
+def run_deepctr(path, history_mean=None):
     """DeepCTR 0.9.4's DIN and DIEN on the same arrays (graph mode; see the module docstring)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tf.compat.v1.disable_eager_execution()
     _deepctr_compat(tf)
     from deepctr.feature_column import DenseFeat, SparseFeat, VarLenSparseFeat  # pylint: disable=import-outside-toplevel
     from deepctr.models import DIEN, DIN  # pylint: disable=import-outside-toplevel
-    arrays = dict(np.load(path))
+    arrays = read_arrays(path, history_mean)
     length, label = str(arrays['length_feature']), str(arrays['label'])
     train, test = _split(arrays, 'train'), _split(arrays, 'test')
     steps = train['hist_item_id'].shape[1]
@@ -203,7 +236,8 @@ def _part(part, args):
     python of its own virtual environment)."""
     python = args.deepctr_python if part == 'deepctr' else sys.executable
     result = subprocess.run([python, os.path.abspath(__file__), '--preset', args.preset, '--workdir', args.workdir,
-                             '--only', part], capture_output=True, text=True, check=False)
+                             '--only', part, '--history_mean', str(args.history_mean)],
+                            capture_output=True, text=True, check=False)
     rows = [json.loads(line[4:]) for line in result.stdout.splitlines() if line.startswith('ROW ')]
     if result.returncode or not rows:
         raise SystemExit(f'the {part} part failed:\n{result.stderr[-3000:]}')
@@ -230,12 +264,14 @@ def main(argv=None):
                         help='repetitions, alternating ours and DeepCTR (A B A B …)')
     parser.add_argument('--deepctr_python', default=sys.executable,
                         help='the python of the environment DeepCTR is installed in (make bench_deepctr: its own)')
+    parser.add_argument('--history_mean', type=float, default=0,
+                        help='cut each history to its last min(length, g) steps, g geometric with this mean (0: off)')
     parser.add_argument('--only', choices=('ours', 'deepctr'), help=argparse.SUPPRESS)   # the subprocess' part
     args = parser.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     path = load_arrays(args.workdir, args.preset)
     if args.only:
-        rows = run_ours(path) if args.only == 'ours' else run_deepctr(path)
+        rows = (run_ours if args.only == 'ours' else run_deepctr)(path, args.history_mean)
         for row in rows:
             print('ROW ' + json.dumps(row), flush=True)
         return
@@ -260,7 +296,8 @@ def main(argv=None):
         print(f"| {model} | {ours['examples_per_s']:,.0f} | {theirs['examples_per_s']:,.0f} | {np.median(values):.2f} "
               f"({min(values):.2f}–{max(values):.2f}) | {ours['test_auc']:.4f} | {theirs['test_auc']:.4f} |",
               file=sys.stderr)
-    print(json.dumps({'benchmark': 'deepctr_compare', 'preset': args.preset, 'batch_size': BATCH_SIZE,
+    print(json.dumps({'benchmark': 'deepctr_compare', 'preset': args.preset, 'history_mean': args.history_mean,
+                      'batch_size': BATCH_SIZE,
                       'embedding_dim': EMBEDDING_DIM, 'models': summary, 'runs': rows}))
 
 def _median(rows, model, ours):

@@ -27,6 +27,12 @@ whose last term depends on the candidate only and is computed once per example i
 per behaviour this is a (2d + d_s)-wide product instead of a (4d + d_s)-wide one. When one user's behaviours are
 scored against N candidates at once (keys of batch 1, queries of batch N), e · (W1 + W3) + s · W5 is computed once
 for all of them.
+
+``AttentionPooling(..., packed=True)`` (DIN's training step) runs the unit on the valid steps only: the
+n = Σ_i length_i steps are gathered from ``[B, L]`` into one ``[n, ·]`` batch, scored, and pooled back per example
+with a segment sum. Weights, pooled vectors and gradients equal the padded form's (Dice's statistics cover the same
+valid steps); the cost follows the number of behaviours instead of B · L, which matters as soon as histories are
+shorter than ``L`` (``benchmarks/deepctr_compare.py --history_mean``).
 """
 
 import tensorflow as tf
@@ -38,7 +44,9 @@ class ActivationUnit(tf.keras.layers.Layer):
     """w_j = a(e_j, v_A): ``{'keys': [B, L, d], 'query': [B, d], 'side': [B, L, d_s] (optional)}`` → ``[B, L]``.
 
     ``call(inputs, mask, training=None)``; ``mask`` ``[B, L]`` marks valid steps: their weights are the unit's
-    output, padded steps get 0, and Dice's batch statistics see valid steps only.
+    output, padded steps get 0, and Dice's batch statistics see valid steps only. With ``rows`` ``[n]`` in
+    ``inputs``, ``keys`` ``[n, d]`` (and ``side``) are n valid steps packed together, step i belonging to example
+    ``rows[i]`` of ``query``, and the result is ``[n]`` (no mask).
 
     Args:
         hidden_units: widths of the hidden layers (the first is the split layer of kernel ``W``).
@@ -83,7 +91,26 @@ class ActivationUnit(tf.keras.layers.Layer):
         interaction = _dense_3d(keys * query[:, tf.newaxis, :], w4)                  # (e ⊙ v)·W4
         return per_step + interaction + per_example[:, tf.newaxis, :]
 
-    def call(self, inputs, mask, training=None):
+    def packed_first_layer(self, inputs):
+        """The first layer's pre-activation at the valid steps only: ``keys`` ``[n, d]`` (``side`` ``[n, d_s]``) of the
+        n valid steps, ``rows`` ``[n]`` the example each belongs to, ``query`` ``[B, d]``; ``[n, H]``."""
+        keys, query, rows = inputs['keys'], inputs['query'], inputs['rows']
+        d = keys.shape[-1]
+        w1, w2, w3, w4, w5 = (self.kernel[:d], self.kernel[d:2 * d], self.kernel[2 * d:3 * d],
+                              self.kernel[3 * d:4 * d], self.kernel[4 * d:])
+        per_example = tf.matmul(query, w2 - w3) + self.bias                          # once per example: [B, H]
+        behaviour, behaviour_kernel = [keys, keys * tf.gather(query, rows)], [w1 + w3, w4]
+        if 'side' in inputs:
+            behaviour.append(inputs['side'])
+            behaviour_kernel.append(w5)
+        per_step = tf.matmul(tf.concat(behaviour, axis=-1), tf.concat(behaviour_kernel, axis=0))
+        return per_step + tf.gather(per_example, rows)
+
+    def call(self, inputs, mask=None, training=None):
+        if 'rows' in inputs:   # packed valid steps as one [1, n, H] sequence: all valid, Dice needs no mask
+            first = self.packed_first_layer(inputs)[tf.newaxis]
+            hidden = apply_activation(self.first_activation, first, training=training)
+            return tf.reshape(self.tower(hidden, training=training), [-1])
         hidden = apply_activation(self.first_activation, self.first_layer(inputs), training=training, mask=mask)
         scores = tf.squeeze(self.tower(hidden, training=training, mask=mask), axis=-1)
         return scores * tf.cast(mask, scores.dtype)
@@ -102,8 +129,9 @@ def _dense_3d(x, kernel):
 class AttentionPooling(tf.keras.layers.Layer):
     """v_U(A) = Σ_j a(e_j, v_A) · [e_j, s_j] over valid steps, no softmax.
 
-    ``call(inputs, mask, training=None) → (pooled [B, d + d_s], weights [B, L])`` with ``inputs`` as for
-    :class:`ActivationUnit`; the weights are returned for inspection.
+    ``call(inputs, mask, training=None, packed=False) → (pooled [B, d + d_s], weights [B, L])`` with ``inputs`` as
+    for :class:`ActivationUnit`; the weights are returned for inspection. ``packed``: compute at the valid steps
+    only (keys and query of one batch; not for one sequence against N queries).
     """
 
     def __init__(self, hidden_units=(80, 40), activation='dice', **kwargs):
@@ -112,11 +140,28 @@ class AttentionPooling(tf.keras.layers.Layer):
         self.activation = activation
         self.unit = ActivationUnit(hidden_units, activation)
 
-    def call(self, inputs, mask, training=None):
-        weights = self.unit(inputs, mask=mask, training=training)
+    def call(self, inputs, mask, training=None, packed=False):
+        if packed:
+            return self._packed(inputs, mask, training)
         values = inputs['keys'] if 'side' not in inputs else tf.concat([inputs['keys'], inputs['side']], axis=-1)
+        weights = self.unit(inputs, mask=mask, training=training)
         # [B, 1, L] · [B or 1, L, d]: the behaviours broadcast against the weights of N candidates.
         return tf.squeeze(tf.matmul(weights[:, tf.newaxis, :], values), axis=1), weights
+
+    def _packed(self, inputs, mask, training):
+        """The unit over the n valid steps only, gathered from ``[B, L]`` into ``[n]`` rows, then pooled back per
+        example: the same weights and pooled vector as the padded form, at a cost proportional to the valid steps."""
+        steps = tf.where(mask)                                                       # [n, 2]: (example, step)
+        rows = steps[:, 0]
+        packed = {'keys': tf.gather_nd(inputs['keys'], steps), 'query': inputs['query'], 'rows': rows}
+        values = packed['keys']
+        if 'side' in inputs:
+            packed['side'] = tf.gather_nd(inputs['side'], steps)
+            values = tf.concat([values, packed['side']], axis=-1)
+        scores = self.unit(packed, training=training)                                # [n]
+        batch = tf.shape(mask, out_type=tf.int64)[0]
+        pooled = tf.math.unsorted_segment_sum(scores[:, tf.newaxis] * values, rows, batch)
+        return pooled, tf.scatter_nd(steps, scores, tf.shape(mask, out_type=tf.int64))
 
     def get_config(self):
         return {**super().get_config(), 'hidden_units': self.hidden_units, 'activation': self.activation}

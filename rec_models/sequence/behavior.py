@@ -86,6 +86,29 @@ class BehaviorModel(RankingModel):
         self.aux_weight = weight
         self.set_tasks(self.tasks[0], *([AuxiliaryLoss(AUX_LOSS, weight)] if weight else []), *tasks)
 
+    def trim_padding(self, features):
+        """``(features, mask [B, T])``: the behaviour sequences cut to the batch's longest history, T = max_i length_i
+        (at least 1, at most ``max_length``: a GRU needs a step), and their mask.
+
+        Exact: the sequences are left-aligned (step j < length holds a behaviour, the rest is padding), so the steps
+        from T on are padding in every row and nothing computed there reaches a valid output. What it saves grows as
+        histories get shorter than ``max_length``: one ``rank`` request is one user, so its padded steps all go; a
+        training batch keeps the width of its longest history. Outputs over the steps (attention weights) are padded
+        back to ``max_length`` by :meth:`pad_steps`.
+        """
+        lengths = features[self.model_inputs.sequence_length]
+        steps = tf.minimum(tf.maximum(tf.cast(tf.reduce_max(lengths), tf.int32), 1), self.keyed[0].max_length)
+        trimmed = dict(features)
+        for field in self.keyed + self.side:
+            trimmed[field.name] = features[field.name][:, :steps]
+        return trimmed, tf.sequence_mask(lengths, steps)
+
+    def pad_steps(self, values):
+        """``[B, T]`` per-step values of a trimmed batch (:meth:`trim_padding`) padded with 0 to ``[B, max_length]``."""
+        full = self.keyed[0].max_length
+        padded = tf.pad(values, [[0, 0], [0, full - tf.shape(values)[1]]])
+        return tf.ensure_shape(padded, [None, full])
+
     @property
     def key_dim(self) -> int:
         """The width of e_j and v_A."""

@@ -59,15 +59,15 @@ class DIEN(RequestOnceModel):
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
 
     def _score(self, features, training, rows=None):
+        features, mask = self.trim_padding(features)            # the GRUs skip the steps every row pads
         embeddings = self.embedding(features, training=training)
-        mask = self.sequence_mask(features, self.keyed[0])
         keys, query, side = self.behaviours(embeddings)
         steps = self.with_side(keys, side)
         states, _ = self.extractor(steps, mask)                                         # h_t: [B, L, d]
         interest, weights = self.evolution({'states': states, 'target': query}, mask)   # h'_T, a_t
         logits = tf.squeeze(self.mlp(self.mlp_input(features, embeddings, interest, rows=rows), training=training),
                             axis=-1)
-        outputs = click_outputs(logits, attention_weights=weights)
+        outputs = click_outputs(logits, attention_weights=self.pad_steps(weights))
         if training and self.aux_weight:
             outputs[AUX_LOSS] = next_behaviour_loss(states, keys, mask, features[self.keyed[0].name])
         return outputs

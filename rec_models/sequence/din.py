@@ -15,7 +15,12 @@ by the number of valid steps): the Embedding&MLP base model of §4.2, registered
 of the behaviour-sequence models. It sees everything DIN sees and differs only in how behaviours are weighted.
 
 ``rank(context, candidates)`` scores one user's N candidates with the behaviour embeddings and the activation
-unit's per-behaviour part computed once (the user rows have batch 1 and broadcast against the N candidates).
+unit's per-behaviour part computed once (the user rows have batch 1 and broadcast against the N candidates). Both
+cut the behaviour sequences to the batch's longest history first (``trim_padding``, exact): a request's user has one
+length, so no padded step is computed in serving. In training, the activation unit runs on the valid steps only
+(``AttentionPooling(packed=True)``, exact too), so a step costs what its behaviours cost, not B × max_length. Choice:
+inference keeps the padded form (after the cut): a request is one user, whose steps the cut already leaves all valid,
+and the packing's gathers would only add to it.
 """
 
 import tensorflow as tf
@@ -62,19 +67,22 @@ class DIN(RequestOnceModel):
         else:
             self.pooling = MaskedMeanPooling(name='mean_pooling')
         self.mlp = MLP(hidden_units, activation=activation, dropout=dropout, output_units=1, name='mlp')
+        self.packed_attention = True   # in training, the activation unit over the valid steps only
 
     def _score(self, features, training, rows=None):
         """The outputs for ``features``; with ``rows`` (``rank``), the user and context features have batch 1 and
         are broadcast to the ``rows`` candidates."""
+        features, mask = self.trim_padding(features)
         embeddings = self.embedding(features, training=training)
-        mask = self.sequence_mask(features, self.keyed[0])
         keys, query, side = self.behaviours(embeddings)
         extra = {}
         if self.hparams['pooling'] == 'attention':
             attention_inputs = {'keys': keys, 'query': query}
             if side is not None:
                 attention_inputs['side'] = side
-            interest, extra['attention_weights'] = self.pooling(attention_inputs, mask=mask, training=training)
+            interest, weights = self.pooling(attention_inputs, mask=mask, training=training,
+                                              packed=self.packed_attention and bool(training))
+            extra['attention_weights'] = self.pad_steps(weights)
         else:
             interest = self.pooling(self.with_side(keys, side), mask=mask)
         mlp_input = self.mlp_input(features, embeddings, interest, rows=rows)

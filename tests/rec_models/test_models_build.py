@@ -12,7 +12,7 @@ import tensorflow as tf  # noqa: E402
 from rec_models import registry  # noqa: E402
 from rec_models.base import serving_signature  # noqa: E402
 
-from toy_inputs import (B, INPUTS, LABELS, _accepted, _embedding_tables, _features, _small,  # noqa: E402
+from toy_inputs import (B, INPUTS, L, LABELS, _accepted, _embedding_tables, _features, _small,  # noqa: E402
                         _uses_history, _with_noisy_padding, every_model)
 
 
@@ -70,6 +70,33 @@ def test_padded_history_steps_do_not_change_the_outputs(name, use_behavior):
         clean = model(features, training=training)
         other = model(noisy, training=training)
         np.testing.assert_allclose(other['logits'], clean['logits'], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['din', 'base_model', 'dien'])
+def test_a_batch_of_short_histories_is_cut_to_its_longest_and_scores_the_same(name):
+    """The models that cut the behaviour sequences to the batch's longest history (trim_padding): a batch of
+    histories of at most 2 steps (2 steps computed) scores as with all L steps computed, in inference and in
+    training (Dice's statistics see valid steps only); per-step outputs keep L steps."""
+    model = registry.build(name, INPUTS, _small(name))
+    short = _features(n=12)
+    short['hist_length'] = np.minimum(short['hist_length'], 2)
+    for field in INPUTS.of_kind('sequence'):
+        short[field.name][np.arange(L)[None] >= short['hist_length'][:, None]] = 0
+    def untrimmed(features):
+        return features, tf.sequence_mask(features['hist_length'], L)
+
+    for training in (False, True):   # inference first: a training call moves Dice's moving statistics
+        trimmed = model(short, training=training)
+        model.trim_padding = untrimmed
+        full = model(short, training=training)
+        del model.trim_padding
+        np.testing.assert_allclose(trimmed['logits'], full['logits'], rtol=1e-5, atol=1e-5)
+        if 'attention_weights' in full:
+            assert trimmed['attention_weights'].shape == (12, L)
+            np.testing.assert_allclose(trimmed['attention_weights'], full['attention_weights'], rtol=1e-5, atol=1e-5)
+    history_free = {k: v.copy() for k, v in short.items()}
+    history_free['hist_length'][:] = 0
+    assert np.all(np.isfinite(model(history_free, training=False)['logits']))  # no history in the batch: one (padded) step
 
 
 @pytest.mark.parametrize('name', every_model())

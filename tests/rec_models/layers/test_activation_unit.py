@@ -113,3 +113,32 @@ def test_config_round_trip():
     unit = ActivationUnit.from_config(ActivationUnit((6,), activation='relu').get_config())
     inputs, mask = _inputs(side=False)
     assert unit(inputs, mask=mask).shape == (B, L)
+
+
+@pytest.mark.parametrize('activation', ['dice', 'prelu'])
+@pytest.mark.parametrize('side', [True, False])
+def test_packed_valid_steps_equal_the_padded_form_and_its_gradients(side, activation):
+    """``packed=True`` runs the unit on the valid steps only: the same weights, pooled vector and gradients (Dice's
+    statistics over the same valid steps), in training and in inference."""
+    inputs, mask = _inputs(side=side)
+    tensors = {name: tf.constant(value) for name, value in inputs.items()}
+    layer = AttentionPooling((8, 4), activation=activation)
+    layer(tensors, mask=mask)
+    rng = np.random.default_rng(2)
+    for variable in layer.trainable_variables:   # Dice's and PReLU's α start at 0: move them off it
+        variable.assign(rng.normal(0.0, 0.5, variable.shape).astype(np.float32))
+    for training in (False, True):
+        results = []
+        for packed in (False, True):
+            with tf.GradientTape() as tape:
+                tape.watch(tensors)
+                pooled, weights = layer(tensors, mask=mask, training=training, packed=packed)
+                loss = tf.reduce_sum(tf.sin(pooled)) + tf.reduce_sum(tf.square(weights))
+            results.append((pooled, weights, tape.gradient(loss, [tensors, layer.trainable_variables])))
+        (pooled, weights, grads), (packed_pooled, packed_weights, packed_grads) = results
+        np.testing.assert_allclose(packed_pooled, pooled, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(packed_weights, weights, rtol=1e-5, atol=1e-5)
+        assert not np.any(packed_weights.numpy()[~mask])
+        for expected, got in zip(tf.nest.flatten(grads), tf.nest.flatten(packed_grads)):
+            np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(expected), rtol=1e-4,
+                                       atol=1e-5)

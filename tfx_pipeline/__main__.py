@@ -160,7 +160,7 @@ def _run(config: config_lib.PipelineConfig, spec, console) -> int:
         console.result(json.dumps({'kubeflow_pipeline': path}))
         return 0
     try:
-        runners.run(pipeline_lib.create_pipeline(config, spec), config.runner.kind)
+        runners.run(pipeline_lib.create_pipeline(config, spec), config.runner.kind, seed=config.training.seed)
     except DataAnomaliesError as e:
         console.line(f'error: {e}')
         _write_report(config, console, stopped='the data does not match the feature spec')   # lists the anomalies

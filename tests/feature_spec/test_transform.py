@@ -1,6 +1,8 @@
 """Each transform of the spec, run by tf.Transform on hand-made rows: OOV, bucket edges, time-gap buckets,
 sequence truncation keeping the newest steps, DSIN's sessions, shared vocabularies, CSV lists."""
 
+import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -13,7 +15,8 @@ from tensorflow_transform.tf_metadata import dataset_metadata
 from feature_spec import resolve
 from feature_spec import schema as schema_lib
 from feature_spec import spec as spec_lib
-from feature_spec.transform import build_preprocessing_fn, time_gap_bucket
+from feature_spec.transform import _frequency_file_lookup, build_preprocessing_fn, time_gap_bucket
+from serving.examples import to_example
 
 SPEC = {
     'name': 'unit',
@@ -68,11 +71,11 @@ def fixture_transformed():
         tft_output = tft.TFTransformOutput(output_dir)
         inputs = resolve.model_inputs_from(spec, tft_output)
         frequencies = resolve.table_frequencies(spec, tft_output)
-        yield rows, unseen, inputs, frequencies
+        yield rows, unseen, inputs, frequencies, output_dir
 
 
 def test_training_only_inputs_and_the_position_ctr(transformed):
-    rows, _, inputs, _ = transformed
+    rows, _, inputs, _ = transformed[:4]
     spec = spec_lib.parse(SPEC)
     assert not {'slot', 'dwell'} & set(spec.serving_columns) and 'slot' not in [f.name for f in inputs.fields]
     slot, dwell = inputs.training_only
@@ -84,7 +87,7 @@ def test_training_only_inputs_and_the_position_ctr(transformed):
 
 
 def test_shared_vocabulary_counts_target_and_history(transformed):
-    rows, unseen, inputs, frequencies = transformed
+    rows, unseen, inputs, frequencies = transformed[:4]
     # Vocabulary over item ∪ hist_item: 5 (×4) then 9 (×2); ids shifted by one (0 = padding).
     assert rows[0]['item'] == 1 and rows[2]['item'] == 2
     assert rows[0]['hist_item'].tolist() == [1, 1, 2]
@@ -96,7 +99,7 @@ def test_shared_vocabulary_counts_target_and_history(transformed):
 
 
 def test_auxiliary_sequences_keep_their_groups_length_and_are_looked_up_not_counted(transformed):
-    rows, _, inputs, frequencies = transformed
+    rows, _, inputs, frequencies = transformed[:4]
     assert rows[0]['seen_item'].tolist() == [1, 2] and rows[0]['seen_len'] == 2   # [5, 9], the 2 newest
     assert all(3 <= i <= 4 for i in rows[1]['seen_item']) and rows[1]['seen_len'] == 2   # 6 stays OOV
     assert rows[2]['seen_item'].tolist() == [0, 0] and rows[2]['seen_len'] == 0
@@ -116,6 +119,41 @@ def test_sequences_keep_the_newest_steps_padded_with_zero(transformed):
     assert rows[2]['hist_item'].tolist() == [1, 0, 0]
 
 
+def test_a_loaded_transform_graph_fills_its_vocabulary_tables_once_at_load(transformed, tmp_path):
+    # A table built inside the traced function is filled from its file again on every call (TFT leaves a lookup_fn's
+    # table there): a served model would pay for it on every request and fail once its asset files went away.
+    rows, output_dir = transformed[0], transformed[4]
+    spec = spec_lib.parse(SPEC)
+    copy = str(tmp_path / 'transform')
+    shutil.copytree(output_dir, copy)
+    layer = tft.TFTransformOutput(copy).transform_features_layer()
+    serialized = [to_example({k: v for k, v in row.items() if k in spec.serving_columns}, spec).SerializeToString()
+                  for row in ROWS]
+    raw = tf.io.parse_example(tf.constant(serialized), schema_lib.serving_feature_spec(spec, schema_lib.TFRECORD))
+    first = layer(raw)
+    shutil.rmtree(os.path.join(copy, 'transform_fn', 'assets'))
+    again = layer(raw)
+    for name in ('item', 'hist_item', 'seen_item'):
+        np.testing.assert_array_equal(again[name], first[name], err_msg=name)
+    assert again['item'].numpy().tolist() == [r['item'] for r in rows]
+
+
+@pytest.mark.parametrize('dtype', [tf.int64, tf.string])
+def test_vocabulary_ids_and_oov_buckets_equal_tfs_static_vocabulary_table(dtype, tmp_path):
+    path = str(tmp_path / 'vocabulary')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('9 17\n4 3\n2 250\n')      # <count> <token>, most frequent first
+    keys = tf.constant([3, 99, 17, 250, 3, 12345, -7, 17], tf.int64)
+    keys = tf.strings.as_string(keys) if dtype == tf.string else keys
+    ids, size = _frequency_file_lookup(keys, path, num_oov_buckets=5)
+    expected = tf.lookup.StaticVocabularyTable(tf.lookup.TextFileInitializer(
+        path, dtype, 1, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, delimiter=' '), num_oov_buckets=5,
+        lookup_key_dtype=dtype)
+    np.testing.assert_array_equal(ids, expected.lookup(keys))
+    assert ids.numpy()[[0, 2, 3]].tolist() == [1, 0, 2] and int(size) == 3 + 5
+    assert all(3 <= i < 8 for i in ids.numpy()[[1, 5, 6]])
+
+
 def test_time_gap_buckets(transformed):
     rows = transformed[0]
     # gaps of the kept steps: 200−190=10 → [8,16) → bucket 4 (+1) = 5; 3 → [2,4) → 3; 1 → [1,2) → 2
@@ -126,7 +164,7 @@ def test_time_gap_buckets(transformed):
 
 
 def test_sessions_divide_the_kept_steps_at_gaps_over_the_threshold(transformed):
-    rows, _, inputs, _ = transformed
+    rows, _, inputs, _ = transformed[:4]
     # Row 0 keeps times [190, 197, 199]: 197 − 190 = 7 > 5 starts a session, 199 − 197 = 2 does not → sessions
     # [5] and [5, 9] (ids 1; 1, 2), oldest first, 2 steps a session.
     assert rows[0]['hist_item_sessions'].tolist() == [1, 0, 1, 2]

@@ -149,7 +149,7 @@ def test_a_failing_component_is_named_with_its_error_and_the_log(tiny_data, tmp_
         import logging, sys, types
         import tfx_pipeline
         from tfx_pipeline.__main__ import main
-        def run(pipeline, kind):
+        def run(pipeline, kind, seed=None):
             logging.getLogger('absl').info('Component %s is running.', 'Transform')
             raise ValueError('the preprocessing_fn failed\\nsecond line')
         tfx_pipeline.runners = sys.modules['tfx_pipeline.runners'] = types.SimpleNamespace(run=run)

@@ -12,7 +12,7 @@
       item_feed: ''                              # a retrieval index's item table (default: the generator's)
     training: {model: din, hparams: {}, batch_size: 512, epochs: 8, learning_rate: 0.003,
                learning_rate_decay: 0.5, early_stopping_patience: 2, early_stopping_metric: '', seed: 42,
-               shuffle_buffer: 200000, canonical_order_mb: 0}
+               shuffle_buffer: 200000}
     # training.model may be a list of names: one Trainer, Evaluator and Pusher each, on one Transform.
     # early_stopping_metric: a training metric ('' = the primary head's AUC: auc, or ctr_auc for a multi-head model).
     evaluation: {auc_floor: 0.6, head_floors: {cvr: 0.6}, recall_floor: 0.0, canary: true}   # head_floors: AUC
@@ -75,11 +75,6 @@ class TrainingConfig:
     early_stopping_metric: str = ''
     seed: int = 42
     shuffle_buffer: int = 200_000
-    # Training data of up to this many MB (gzipped, as Transform wrote it) is read in an order fixed by its records'
-    # bytes (trainer.canonical_records); 0, the default, reads it as written. Off by default: Transform's z-scores
-    # differ in their last bits between runs, which changes the bytes, so it did not make pipeline runs repeat, and
-    # the copy it reads from costs time, memory and disk (README, "Reproducibility").
-    canonical_order_mb: int = 0
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> 'TrainingConfig':
@@ -316,8 +311,6 @@ def _check_values(config: PipelineConfig) -> None:
             raise ConfigError(f'config: training.{key} must be positive, got {getattr(training, key)}')
     if training.early_stopping_patience < 0:
         raise ConfigError('config: training.early_stopping_patience must be ≥ 0')
-    if training.canonical_order_mb < 0:
-        raise ConfigError('config: training.canonical_order_mb must be ≥ 0')
     if not 0 < training.learning_rate < 1:
         raise ConfigError(f'config: training.learning_rate must be in (0, 1), got {training.learning_rate}')
     if not 0 < training.learning_rate_decay <= 1:

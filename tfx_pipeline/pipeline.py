@@ -6,8 +6,7 @@ Pusher, built from a :class:`~tfx_pipeline.config.PipelineConfig` and the featur
 * SchemaGen: the schema is generated from the feature spec (:mod:`~tfx_pipeline.schema_gen`), not inferred from the
   data, so ExampleValidator checks the data against what the spec declares; an AnomaliesGate stops the run with a
   report naming each wrong feature before Transform starts.
-* Transform analyses ``train`` and transforms every split with the spec's ``preprocessing_fn`` (in batches of a
-  fixed size: :mod:`tfx_pipeline.transform_component`).
+* Transform analyses ``train`` and transforms every split with the spec's ``preprocessing_fn``.
 * Trainer trains on ``train``, stops early on ``eval``; the Evaluator scores ``test`` and blesses against the
   model's own last blessed version; the Pusher copies a blessed model to ``runs/<name>/serving/<model>/<version>/``.
   With several models (``training.model`` a list) each gets its own Trainer, Evaluator and Pusher
@@ -37,7 +36,6 @@ from tfx_pipeline.anomalies_gate import AnomaliesGate
 from tfx_pipeline.canary import Canary
 from tfx_pipeline.config import SPLITS, PipelineConfig
 from tfx_pipeline.schema_gen import SpecSchemaGen
-from tfx_pipeline.transform_component import Transform
 
 DEFAULT_BEAM_ARGS = {
     'local': ['--direct_running_mode=in_memory'],
@@ -127,7 +125,7 @@ def create_pipeline(config: PipelineConfig, spec: spec_lib.FeatureSpec) -> tfx.d
                                                         schema=schema_gen.outputs['schema'])
     gate = AnomaliesGate(anomalies=example_validator.outputs['anomalies'])
 
-    transform = Transform(
+    transform = tfx.components.Transform(
         examples=example_gen.outputs['examples'], schema=schema_gen.outputs['schema'],
         preprocessing_fn='tfx_pipeline.preprocessing.preprocessing_fn',
         custom_config={'feature_spec': spec_path},

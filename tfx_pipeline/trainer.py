@@ -9,10 +9,7 @@ when the data is TFRecord, become the warmup requests and a sample of in-process
 against.
 """
 
-import atexit
 import os
-import shutil
-import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
@@ -38,21 +35,20 @@ SAMPLE_COUNT = 256
 
 def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels, batch_size: int,
              shuffle_buffer: int = 0, seed: Optional[int] = None, positives_of: Optional[str] = None,
-             shard: Optional[Tuple[int, int]] = None, canonical_order_mb: int = 0) -> tf.data.Dataset:
+             shard: Optional[Tuple[int, int]] = None) -> tf.data.Dataset:
     """Batches of ``(transformed features, {label: [B] float32})`` from Transform's gzipped tf.Examples.
 
     Logs are written in time order, so training shuffles records through a buffer of ``shuffle_buffer`` records
     (serialized, before parsing); a buffer much smaller than the data leaves each batch from a narrow time window.
     With ``positives_of`` (a label), only the rows where that label is 1 are kept, in full batches (a retrieval
     model learns from positives). ``shard``: ``(shards, index)``, only every ``shards``-th record from ``index`` (a
-    worker's part under ParameterServerStrategy), taken before the shuffle. ``canonical_order_mb``: files of up to
-    that many MB in all are read in :func:`canonical_records` order (0: as written).
+    worker's part under ParameterServerStrategy), taken before the shuffle.
     """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f'no transformed examples match {file_patterns}')
     feature_spec = tft_output.transformed_feature_spec()
-    dataset = canonical_records(files, canonical_order_mb)
+    dataset = tf.data.TFRecordDataset(files, compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE)
     if shard:
         dataset = dataset.shard(*shard)
     if shuffle_buffer:
@@ -64,71 +60,6 @@ def input_fn(file_patterns: List[str], tft_output: tft.TFTransformOutput, labels
             features[positives_of], [-1]) > 0.5) for name, values in features.items()}).unbatch().batch(batch_size)
     return dataset.map(lambda features: (features, {name: features.pop(name) for name in labels})
                        ).prefetch(tf.data.AUTOTUNE)
-
-
-CANONICAL_BUCKET_BYTES = 4 << 20   # of gzipped records: the part of canonical_records sorted in memory at once
-_FINGERPRINTS = 1 << 62
-
-
-def canonical_records(files: Sequence[str], canonical_order_mb: int) -> tf.data.Dataset:
-    """The gzipped TFRecords of ``files``, in an order fixed by their bytes when the files hold at most
-    ``canonical_order_mb`` MB (else, or with 0, as written).
-
-    ExampleGen's shuffle and Beam's bundles put the same records in a different order on every run, and the
-    seeded shuffle of training then differs too. Here each record's 64-bit fingerprint decides its place, so the
-    order depends on the set of serialized records only (and is already a random-looking one): the records are
-    copied once, when the dataset is made, into buckets of about ``CANONICAL_BUCKET_BYTES`` each by fingerprint,
-    then bucket by bucket, sorted, into one uncompressed file in a temporary directory that every epoch reads
-    (removed when training ends: :func:`remove_canonical_copies`). Choice: off by default
-    (``training.canonical_order_mb`` = 0), since Transform's outputs are not bitwise repeatable and the copy costs
-    time, memory and local disk; above the limit the order is the files', as in TF's own input pipelines.
-    """
-    size = sum(tf.io.gfile.stat(f).length for f in files)
-    if canonical_order_mb <= 0 or size > canonical_order_mb * (1 << 20):
-        if canonical_order_mb > 0:
-            absl.logging.info('Trainer: %.0f MB of training data read in file order (over training.canonical_order_mb '
-                              '= %d)', size / (1 << 20), canonical_order_mb)
-        return tf.data.TFRecordDataset(files, compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE)
-    return tf.data.TFRecordDataset(_canonical_copy(files, max(1, -(-size // CANONICAL_BUCKET_BYTES))))
-
-
-def _canonical_copy(files: Sequence[str], buckets: int) -> str:
-    """Writes the records of ``files`` in :func:`canonical_records` order to one file; returns its path."""
-    directory = tempfile.mkdtemp(prefix='canonical_records_')
-    _CANONICAL_COPIES.append(directory)
-    bucket_paths = [os.path.join(directory, f'bucket-{k:05d}') for k in range(buckets)]
-    chunks = tf.data.TFRecordDataset(files, compression_type='GZIP', num_parallel_reads=tf.data.AUTOTUNE).batch(
-        4096).map(lambda chunk: (chunk, _fingerprint(chunk) % buckets)).prefetch(2)
-    writers = [tf.io.TFRecordWriter(path) for path in bucket_paths]
-    try:
-        for chunk, bucket_of in chunks.as_numpy_iterator():
-            for record, bucket in zip(chunk, bucket_of):
-                writers[bucket].write(record)
-    finally:
-        for writer in writers:
-            writer.close()
-    path = os.path.join(directory, 'canonical.tfrecord')
-    with tf.io.TFRecordWriter(path) as out:
-        for bucket_path in bucket_paths:
-            for chunk in tf.data.TFRecordDataset(bucket_path).batch(1 << 40):   # at most one batch: the bucket
-                for record in tf.gather(chunk, tf.argsort(_fingerprint(chunk), stable=True)).numpy():
-                    out.write(record)
-            os.remove(bucket_path)
-    return path
-
-
-def remove_canonical_copies() -> None:
-    """Removes the files :func:`canonical_records` wrote (``train`` calls it when training ends; at exit too)."""
-    while _CANONICAL_COPIES:
-        shutil.rmtree(_CANONICAL_COPIES.pop(), ignore_errors=True)
-
-
-_CANONICAL_COPIES: List[str] = []
-atexit.register(remove_canonical_copies)
-
-
-def _fingerprint(records):
-    return tf.strings.to_hash_bucket_fast(records, _FINGERPRINTS)
 
 
 def build_model(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, config: TrainingConfig):
@@ -167,7 +98,7 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
         summary = catalogue.build(model, train_files, tft_output, positives_of)
         absl.logging.info('Trainer: catalogue of %s', summary)
     train_data = input_fn(train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed,
-                          positives_of, canonical_order_mb=config.canonical_order_mb)
+                          positives_of)
     eval_data = input_fn(eval_files, tft_output, labels, config.batch_size, positives_of=positives_of)
     if distributed:
         train_data, eval_data = (distribute.for_workers(data, strategy) for data in (train_data, eval_data))
@@ -179,7 +110,6 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
         fit_data = {
             'x': distribute.parameter_server_data(lambda shard: input_fn(
                 train_files, tft_output, labels, config.batch_size, config.shuffle_buffer, config.seed, shard=shard)),
-            # no canonical order: the coordinator builds the workers' datasets, whose machines cannot read its files
             'steps_per_epoch': distribute.steps_over(rows, config.batch_size),
             'validation_data': distribute.parameter_server_data(lambda shard: input_fn(
                 eval_files, tft_output, labels, config.batch_size, shard=shard)),
@@ -196,11 +126,8 @@ def train(spec: spec_lib.FeatureSpec, tft_output: tft.TFTransformOutput, train_f
             lambda epoch: config.learning_rate * config.learning_rate_decay ** epoch))
     if log_dir:
         callbacks = board.training_callbacks(model, spec, log_dir, eval_data) + callbacks  # first: adds the LR
-    try:
-        with distribute.synchronised_state(strategy):   # optimizer slots and layer state built in the first step
-            history = model.fit(**fit_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
-    finally:
-        remove_canonical_copies()
+    with distribute.synchronised_state(strategy):   # optimizer slots and layer state built in the first step
+        history = model.fit(**fit_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
     return model, history
 
 

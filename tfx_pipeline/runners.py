@@ -14,7 +14,8 @@ def run(pipeline: tfx.dsl.Pipeline, kind: str, seed: Optional[int] = None) -> No
     ``seed`` (the training seed): Python's ``random`` is seeded with it first. ExampleGen shuffles its output with
     Beam's ``Reshuffle``, whose keys come from ``random``: unseeded, the same data reached Transform with its Beam
     bundles in another order on every run (with the local runner, whose Beam pipelines run in this process, a
-    seeded ``Reshuffle`` repeats its output exactly). Runs still differ: README, "Reproducibility".
+    seeded ``Reshuffle`` repeats its output exactly). With Transform's statistics made independent of Beam's
+    batching (:mod:`feature_spec.transform`), a local run repeats: README, "Reproducibility".
     """
     absl.logging.set_verbosity(absl.logging.INFO)
     if seed is not None:

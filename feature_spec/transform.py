@@ -310,8 +310,8 @@ def _z_score(values):
     float64, the statistics still differed in their last bits, enough to flip a float64 quotient's rounding to
     float32 for about one value in 20,000 (the test's data, Beam batches of 7 against 1,000 rows); rounded to
     float32 first, the statistics themselves repeat, and so does every z-score computed from them. ``tft.mean``
-    and ``tft.var`` are two analyzers over the column (TFT's combined one is private): a second set of cheap sums in the same
-    analysis pass.
+    and ``tft.var`` are two analyzers over the column (TFT's combined one is private): a second set of cheap sums
+    in the same analysis pass.
     """
     mean = tf.cast(tft.mean(values), tf.float32)
     std = tf.cast(tf.sqrt(tft.var(values)), tf.float32)

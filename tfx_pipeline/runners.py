@@ -15,7 +15,8 @@ def run(pipeline: tfx.dsl.Pipeline, kind: str, seed: Optional[int] = None) -> No
     Beam's ``Reshuffle``, whose keys come from ``random``: unseeded, the same data reached Transform with its Beam
     bundles in another order on every run (with the local runner, whose Beam pipelines run in this process, a
     seeded ``Reshuffle`` repeats its output exactly). With Transform's statistics made independent of Beam's
-    batching (:mod:`feature_spec.transform`), a local run repeats: README, "Reproducibility".
+    batching (:mod:`feature_spec.transform`), local runs in the same conditions repeat; where timings change
+    Beam's bundles (load, a cold disk cache), about 20 records still move: README, "Reproducibility".
     """
     absl.logging.set_verbosity(absl.logging.INFO)
     if seed is not None:
